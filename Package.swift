@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "rescuebox",
+    products: [
+        .executable(name: "rescuebox", targets: ["rescuebox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // System libraries, linked statically into the release binary.
+        .systemLibrary(name: "CLZO", path: "Sources/CLZO"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Variadic or macro-only C interfaces (ioctl, O_TMPFILE, ...) as plain functions.
+        .target(name: "CShim", path: "Sources/CShim"),
+
+        .target(name: "RescueCore", dependencies: [
+            "CShim", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "LZOP", dependencies: ["RescueCore", "CLZO", "CZlib"]),
+        .target(name: "FTP", dependencies: ["RescueCore"]),
+        .target(name: "ZeroFill", dependencies: ["RescueCore"]),
+        .target(name: "NTPConf", dependencies: ["RescueCore"]),
+        .target(name: "Applets", dependencies: [
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
+
+        // Test-only helpers (Foundation allowed here): processes, temp dirs, loop devices.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "RescueCoreTests", dependencies: ["RescueCore", "TestSupport"]),
+        .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
+        .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"]),
+        .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
+        .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"]),
+        // Runs the built `rescuebox` binary against real tools and servers.
+        .testTarget(name: "IntegrationTests", dependencies: ["RescueCore", "TestSupport"]),
+    ],
+    // Swift 5 mode: the threads here are plain pthreads guarded by locks, not actors.
+    swiftLanguageModes: [.v5]
+)

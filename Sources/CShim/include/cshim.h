@@ -1,0 +1,44 @@
+#ifndef RESCUEBOX_CSHIM_H
+#define RESCUEBOX_CSHIM_H
+/* Linux interfaces Swift cannot import directly: variadic ioctl/fcntl calls
+   and flag macros built from other macros. Each returns -1 and sets errno
+   on failure, like the call it wraps. */
+#include <stdint.h>
+#include <sys/types.h>
+
+int rb_o_direct(void);
+int rb_o_tmpfile(void);
+int rb_o_cloexec(void);
+
+/* BLKGETSIZE64 */
+int rb_blkdev_size(int fd, uint64_t *bytes);
+/* BLKSSZGET: logical sector size */
+int rb_blkdev_sector_size(int fd, int *bytes);
+/* BLKFLSBUF */
+int rb_blkdev_flush(int fd);
+/* FITRIM over the whole filesystem; *trimmed receives the bytes trimmed. */
+int rb_fitrim(int fd, uint64_t minlen, uint64_t *trimmed);
+/* FS_IOC_GETFLAGS / FS_IOC_SETFLAGS */
+int rb_get_inode_flags(int fd, int *flags);
+int rb_set_inode_flags(int fd, int flags);
+int rb_fs_nocow_fl(void);
+/* Turn O_DIRECT off (or on) on an open descriptor. */
+int rb_set_direct(int fd, int on);
+/* TIOCGWINSZ columns, 0 when unknown. */
+int rb_terminal_columns(int fd);
+/* adjtimex: read (modes == 0) or set the kernel time status. */
+int rb_adjtimex_status(int set, int new_status, int *status, int *time_state);
+int rb_sta_ins(void);
+int rb_sta_del(void);
+#endif
+
+/* The process's real argc/argv, captured by a constructor. A static binary
+   in a chroot without /proc cannot get them from the Swift runtime
+   (CommandLine.arguments reads /proc/self/cmdline there); the real argv is
+   also what must be overwritten to hide a password from ps. */
+int rb_argc(void);
+char **rb_argv(void);
+
+/* statfs(2) f_type (filesystem magic, e.g. 0x01021994 tmpfs); -1 on error. */
+long rb_fstatfs_type(int fd);
+long rb_statfs_type(const char *path);

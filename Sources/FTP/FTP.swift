@@ -1,0 +1,1 @@
+// The FTP library; see ../../../shared/DESIGN.md.

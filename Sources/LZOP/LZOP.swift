@@ -1,0 +1,1 @@
+// The LZOP library; see ../../../shared/DESIGN.md.

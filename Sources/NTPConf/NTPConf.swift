@@ -1,0 +1,1 @@
+// The NTPConf library; see ../../../shared/DESIGN.md.

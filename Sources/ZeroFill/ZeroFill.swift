@@ -1,0 +1,1 @@
+// The ZeroFill library; see ../../../shared/DESIGN.md.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): installs what the tests need,
+# builds the static binary, runs every test against it and real tools.
+# Tests needing root, loop devices or FUSE skip with a reason without them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+# Debian packages the build and the tests use (real tools as oracles and peers).
+packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
+          e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        echo "test.sh: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "test.sh: missing packages (tests needing them will skip): ${missing[*]}" >&2
+    fi
+fi
+
+./build-static.sh
+export RESCUEBOX_BIN="$PWD/dist/rescuebox"
+
+
+swift test "$@"
