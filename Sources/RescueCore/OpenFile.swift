@@ -87,7 +87,7 @@ public final class OpenFile {
             if let offset {
                 n = pread(fd, part.baseAddress, part.count, off_t(offset) + off_t(done))
             } else {
-                n = read(fd, part.baseAddress, part.count)
+                n = Glibc.read(fd, part.baseAddress, part.count)
             }
             if n < 0 {
                 let err = lastErrno()
@@ -111,7 +111,7 @@ public final class OpenFile {
             if let offset {
                 n = pwrite(fd, part.baseAddress, part.count, off_t(offset) + off_t(done))
             } else {
-                n = write(fd, part.baseAddress, part.count)
+                n = Glibc.write(fd, part.baseAddress, part.count)
             }
             if n < 0 {
                 let err = lastErrno()
