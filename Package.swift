@@ -43,3 +43,15 @@ let package = Package(
     // Swift 5 mode: the threads here are plain pthreads guarded by locks, not actors.
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer targets, only when scripts/fuzz.sh asks for them: each defines
+// LLVMFuzzerTestOneInput and libFuzzer provides main, so a normal build must
+// not see them (fuzz.sh compiles them with -parse-as-library and links them).
+if Context.environment["RESCUEBOX_FUZZ"] == "1" {
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzSizeParser", ["RescueCore"]),
+    ]
+    for (name, deps) in fuzzTargets {
+        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "Fuzz/\(name.dropFirst(4))"))
+    }
+}
