@@ -24,8 +24,10 @@ let package = Package(
         .target(name: "FTP", dependencies: ["RescueCore"]),
         .target(name: "ZeroFill", dependencies: ["RescueCore"]),
         .target(name: "NTPConf", dependencies: ["RescueCore"]),
+        // backup/restore: the disk -> compressor -> FTP pipeline and back.
+        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
