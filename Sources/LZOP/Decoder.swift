@@ -25,8 +25,8 @@ public struct LzopDecodeStats: Sendable, Equatable {
     public init() {}
 }
 
-/// A sink that can take a run of zeros without the bytes (ImageWriter makes
-/// holes). Other sinks get the zeros written out.
+/// Zeros for sinks that are not ZeroRunSink (ImageWriter is one and makes
+/// holes instead). Read-only; never given to the buffer pool.
 private let decoderZeroChunk: AlignedBuffer = {
     let b = AlignedBuffer(capacity: LzopFormat.blockSize)
     memset(b.pointer, 0, b.capacity)
@@ -144,27 +144,28 @@ public final class LzopDecoder {
                     throw LzopFormatError(.badBlockLength, at: blockOffset,
                         "block has \(clen) compressed bytes for \(dlen) bytes (must be 1 to \(dlen)): file corrupted")
                 }
-                var block = DecoderBlock(sequence: sequence, offset: blockOffset, inputEnd: 0,
-                                         dlen: Int(dlen), clen: Int(clen), filter: filter,
-                                         payload: decoderZeroChunk, cost: 0)
-                if flags.contains(.adler32Data) { block.dataAdler = try input.readBE32("block header") }
-                if flags.contains(.crc32Data) { block.dataCRC = try input.readBE32("block header") }
+                var dataAdler: UInt32?, dataCRC: UInt32?, compressedAdler: UInt32?, compressedCRC: UInt32?
+                if flags.contains(.adler32Data) { dataAdler = try input.readBE32("block header") }
+                if flags.contains(.crc32Data) { dataCRC = try input.readBE32("block header") }
                 if clen < dlen {
-                    if flags.contains(.adler32Compressed) { block.compressedAdler = try input.readBE32("block header") }
-                    if flags.contains(.crc32Compressed) { block.compressedCRC = try input.readBE32("block header") }
+                    if flags.contains(.adler32Compressed) { compressedAdler = try input.readBE32("block header") }
+                    if flags.contains(.crc32Compressed) { compressedCRC = try input.readBE32("block header") }
                 }
-                block.cost = DecoderBufferPool.capacity(for: block.clen)
-                    + (clen < dlen ? DecoderBufferPool.capacity(for: block.dlen) : 0)
-                try engine.acquire(cost: block.cost)
-                let payload = pool.get(block.clen)
+                let cost = DecoderBufferPool.capacity(for: Int(clen))
+                    + (clen < dlen ? DecoderBufferPool.capacity(for: Int(dlen)) : 0)
+                try engine.acquire(cost: cost)
+                let payload = pool.get(Int(clen))
                 do {
-                    try input.read(into: UnsafeMutableRawBufferPointer(start: payload.pointer, count: block.clen), "block data")
+                    try input.read(into: UnsafeMutableRawBufferPointer(start: payload.pointer, count: Int(clen)), "block data")
                 } catch {
-                    engine.release(cost: block.cost)
+                    engine.release(cost: cost)
                     throw error
                 }
-                block.payload = payload
-                block.inputEnd = input.offset
+                let block = DecoderBlock(sequence: sequence, offset: blockOffset, inputEnd: input.offset,
+                                         dlen: Int(dlen), clen: Int(clen),
+                                         dataAdler: dataAdler, dataCRC: dataCRC,
+                                         compressedAdler: compressedAdler, compressedCRC: compressedCRC,
+                                         filter: filter, payload: payload, cost: cost)
                 try engine.submit(block)
                 sequence += 1
                 stats.blocks += 1
