@@ -35,17 +35,14 @@ public struct NameResolver {
         for server in servers {
             do {
                 var found: [FTPAddress] = []
-                var answered = false
                 for type in [DNSMessage.typeA, DNSMessage.typeAAAA] {
+                    // nil: the server answered that there is no such record.
                     if let addresses = try query(host, type: type, server: server) {
-                        answered = true
                         found += addresses.compactMap { FTPAddress(bytes: $0, port: port) }
                     }
                 }
                 if !found.isEmpty { return found }
-                if answered {
-                    throw RescueError(host, "resolve", "no such host (not in \(hostsFile); DNS \(server.host) has no address)")
-                }
+                throw RescueError(host, "resolve", "no such host (not in \(hostsFile); DNS \(server.host) has no address)")
             } catch let error as RescueError where error.object == "dns" {
                 lastProblem = error.reason
             }

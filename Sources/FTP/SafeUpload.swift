@@ -208,9 +208,14 @@ public final class SafeUpload: ByteSink {
         if committed {
             notes.append("the upload itself completed")
         } else if let session {
-            let held = (try? session.size(tempPath)) ?? nil
-            if let held { notes.append("server confirmed \(held) bytes in \(tempPath)") }
-            else if confirmedSize == nil { notes.append("server holds no \(tempPath)") }
+            var held: UInt64?
+            do {
+                held = try session.size(tempPath)
+                if let held { notes.append("server confirmed \(held) bytes in \(tempPath)") }
+                else { notes.append("server holds no \(tempPath)") }
+            } catch {
+                notes.append("could not ask the server what it holds: \((error as? RescueError)?.reason ?? "\(error)")")
+            }
             if held != nil {
                 if options.keepPartial || options.resume {
                     notes.append("partial file kept (resume with -c)")
