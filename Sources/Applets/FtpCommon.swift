@@ -1,0 +1,109 @@
+import ArgumentParser
+import FTP
+import RescueCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The connection options ftpput, ftpget (and backup/restore) share:
+/// credentials, port, timeouts, verbosity.
+public struct FTPConnectionOptions: ParsableArguments {
+    @Option(name: [.customShort("u"), .customLong("user")], help: "User name (default: the URL's user, the netrc entry, else anonymous).")
+    public var user: String?
+
+    @Option(name: [.customShort("p"), .customLong("password")],
+            help: "Password (busybox style; visible to other users until wiped from argv at start-up: prefer FTP_PASSWORD or ~/.netrc).")
+    public var password: String?
+
+    @Option(name: [.customShort("P"), .customLong("port")], help: "Server port (default 21, or the one in HOST:PORT).")
+    public var port: UInt16?
+
+    @Option(name: .customLong("netrc-file"), help: "Read credentials from FILE instead of ~/.netrc (must be private: mode 600).")
+    public var netrcFile: String?
+
+    @Option(name: .customLong("timeout"), help: "Sets the connect, reply and stall timeouts at once (seconds).")
+    public var timeout: Double?
+
+    @Option(name: .customLong("connect-timeout"), help: "Seconds to establish a connection (default 30).")
+    public var connectTimeout: Double?
+
+    @Option(name: .customLong("reply-timeout"), help: "Seconds to wait for a server reply (default 60).")
+    public var replyTimeout: Double?
+
+    @Option(name: .customLong("stall-timeout"), help: "Seconds a transfer may make no progress (default 60).")
+    public var stallTimeout: Double?
+
+    @Flag(name: .customLong("progress"), help: "Show progress even when stderr is not a terminal.")
+    public var progress = false
+
+    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Trace the protocol on stderr (passwords shown as ****).")
+    public var verbose = false
+
+    public init() {}
+
+    /// Wipes a command-line password from argv (ps, /proc/PID/cmdline) and
+    /// warns once. Call first thing in run().
+    public func protectPassword(urlPassword: String?) {
+        for secret in [password, urlPassword].compactMap({ $0 }) where !secret.isEmpty {
+            wipeArgumentsContaining(secret)
+            printError("warning: a password on the command line can be seen by other users until it is wiped; prefer FTP_PASSWORD or ~/.netrc")
+        }
+    }
+
+    public func timeouts() throws -> FTPTimeouts {
+        var t = timeout.map { FTPTimeouts(all: $0) } ?? FTPTimeouts()
+        if let connectTimeout { t.connect = connectTimeout }
+        if let replyTimeout { t.reply = replyTimeout }
+        if let stallTimeout { t.stall = stallTimeout }
+        for value in [t.connect, t.reply, t.stall] where !(value > 0 && value < 1e7) {
+            throw RescueError.usage("timeouts must be positive numbers of seconds")
+        }
+        return t
+    }
+
+    /// Splits `HOST[:PORT]` or `ftp://...` into a URL; `path` is the
+    /// busybox-form REMOTE argument (ignored for URLs).
+    public func target(_ text: String, path: String?) throws -> FTPURL {
+        try checkSafeForControl(text, what: "host")
+        var url: FTPURL
+        if FTPURL.looksLikeURL(text) {
+            url = try FTPURL.parse(text)
+        } else {
+            let (host, port) = try FTPURL.parseHostPort(text, defaultPort: 21)
+            url = FTPURL(host: host, port: port, path: path ?? "")
+        }
+        if let port { url.port = port }
+        if url.host.isEmpty { throw RescueError.usage("no host given") }
+        try checkSafeForControl(url.path, what: "remote path")
+        return url
+    }
+
+    /// Resolves credentials and validates every name before anything is sent.
+    public func credentials(for url: FTPURL) throws -> FTPCredentials {
+        if let user { try checkSafeForControl(user, what: "user name") }
+        if let password { try checkSafeForControl(password, what: "password") }
+        var resolver = CredentialsResolver()
+        resolver.urlUser = url.user
+        resolver.optionUser = user
+        resolver.commandLinePassword = password ?? url.password
+        resolver.netrcFile = netrcFile
+        return try resolver.resolve(host: url.host)
+    }
+
+    /// Connects, logs in, switches to binary.
+    public func session(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPClient {
+        Program.verbose = verbose
+        let client = FTPClient(timeouts: try timeouts())
+        if verbose { client.trace = { printError($0) } }
+        try client.connect(host: url.host, port: url.port)
+        printVerbose("logging in as \(credentials.user) (password from \(credentials.source))")
+        try client.login(user: credentials.user, password: credentials.password)
+        try client.setBinary()
+        return client
+    }
+}
+
+/// The last path component ("dir/a b.img" -> "a b.img").
+func baseName(_ path: String) -> String {
+    String(path.split(separator: "/").last ?? Substring(path))
+}

@@ -1,1 +1,0 @@
-// The FTP library; see ../../../shared/DESIGN.md.

@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RescueCore
+
+/// One passive data connection, opened by `FTPClient.openStore` or
+/// `openRetrieve`. As a `ByteSink` it sends (with the stall timeout; a
+/// reply the server sends on the control connection meanwhile, such as
+/// 552 or 451, ends the transfer with that reason); as a `ByteSource` it
+/// receives. `finish()` closes it and waits for the server's 226.
+public final class FTPDataStream: ByteSink, ByteSource {
+    public let client: FTPClient
+    /// "STOR path" / "RETR path", for messages.
+    public let command: String
+    public let isUpload: Bool
+    /// Bytes sent or received so far on this connection.
+    public private(set) var bytesTransferred: UInt64 = 0
+    private let socket: Socket
+    private var done = false
+
+    init(client: FTPClient, socket: Socket, command: String, upload: Bool) {
+        self.client = client
+        self.socket = socket
+        self.command = command
+        self.isUpload = upload
+    }
+
+    deinit { socket.close() }
+
+    /// Sends all of `bytes`.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            let before = bytesTransferred
+            do {
+                let complete = try sendTracking(rest)
+                if complete { return }
+            } catch let error as RescueError {
+                throw explain(error)
+            }
+            offset += Int(bytesTransferred - before)
+            try checkControl()
+        }
+    }
+
+    /// send() loop that counts every byte accepted by the kernel; false when
+    /// it stopped early because the control connection has something to say.
+    private func sendTracking(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
+        var done = 0
+        let watch = client.controlDescriptor
+        while done < bytes.count {
+            let n = Glibc.send(socket.fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            if n >= 0 { done += n; bytesTransferred += UInt64(n); continue }
+            let err = lastErrno()
+            if err == EINTR { continue }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(socket.label, "send", errno: err) }
+            switch try socket.wait(events: Int16(POLLOUT), timeout: client.timeouts.stall, other: watch) {
+            case .ready: continue
+            case .otherReady: return false
+            case .timedOut: throw stallError()
+            }
+        }
+        return true
+    }
+
+    /// Sends a regular file's bytes from its current offset with
+    /// sendfile(2) (no copy through user space) until end of file or
+    /// `limit` bytes; returns the bytes sent. `progress` gets the running
+    /// total of this call.
+    public func sendFile(descriptor: Int32, limit: UInt64? = nil, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        var sent: UInt64 = 0
+        let watch = client.controlDescriptor
+        let chunk: UInt64 = 8 << 20
+        while limit == nil || sent < limit! {
+            let want = Int(min(chunk, (limit ?? UInt64.max) - sent))
+            let n = Glibc.sendfile(socket.fd, descriptor, nil, want)
+            if n > 0 {
+                sent += UInt64(n)
+                bytesTransferred += UInt64(n)
+                progress?(sent)
+                continue
+            }
+            if n == 0 { break }
+            let err = lastErrno()
+            if err == EINTR { continue }
+            if err == EAGAIN || err == EWOULDBLOCK {
+                switch try socket.wait(events: Int16(POLLOUT), timeout: client.timeouts.stall, other: watch) {
+                case .ready: continue
+                case .otherReady: try checkControl(); continue
+                case .timedOut: throw stallError()
+                }
+            }
+            if err == EINVAL || err == ENOSYS {
+                throw RescueError(socket.label, "sendfile", errno: err)
+            }
+            throw explain(RescueError(socket.label, "send", errno: err))
+        }
+        return sent
+    }
+
+    /// Receives until `buffer` is full or the server closes the data
+    /// connection (end of file); fails when nothing arrives for the stall
+    /// timeout.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
+            let n = try socket.receive(into: part, timeout: client.timeouts.stall, what: "receive",
+                                       timeoutReason: "no data for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+            if n == 0 { break }
+            filled += n
+            bytesTransferred += UInt64(n)
+        }
+        return filled
+    }
+
+    /// Closes the data connection and waits for the server's verdict
+    /// (226/250). Throws the server's reply when it is anything else.
+    @discardableResult
+    public func finish() throws -> FTPReply {
+        guard !done else { throw RescueError(client.label, command, "transfer already finished") }
+        done = true
+        socket.close()
+        var reply = try client.readReply(for: command)
+        while reply.isPreliminary { reply = try client.readReply(for: command) }
+        guard reply.isSuccess else { throw client.failure(command, reply) }
+        return reply
+    }
+
+    /// Ends the transfer early: closes the data connection and reads the
+    /// server's answer (426/451) briefly so the control connection stays
+    /// usable. Errors are ignored.
+    public func abort() {
+        guard !done else { return }
+        done = true
+        socket.close()
+        if client.isConnected {
+            _ = try? client.readReply(for: command, timeout: min(client.timeouts.reply, 5))
+        }
+    }
+
+    private func stallError() -> RescueError {
+        RescueError(client.label, command, "no progress for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+    }
+
+    /// A reply arrived on the control connection mid-transfer: an error
+    /// reply ends the upload with the server's reason.
+    private func checkControl() throws {
+        guard client.controlHasInput() else { return }
+        let reply = try client.readReply(for: command)
+        if reply.isPreliminary { return }
+        done = true
+        socket.close()
+        if reply.isSuccess {
+            throw RescueError(client.label, command, "the server ended the transfer early: \(reply)")
+        }
+        throw client.failure(command, reply)
+    }
+
+    /// A failed send: ask the control connection why (the server's reply,
+    /// such as 552 or 426, beats "Broken pipe").
+    private func explain(_ error: RescueError) -> RescueError {
+        guard !done, client.isConnected else { return error }
+        done = true
+        socket.close()
+        if let reply = try? client.readReply(for: command, timeout: min(client.timeouts.reply, 5)), !reply.isSuccess {
+            return RescueError(client.label, command, "server replied \(reply) (data connection: \(error.reason))")
+        }
+        return error
+    }
+}

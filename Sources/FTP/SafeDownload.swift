@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RescueCore
+
+/// A download that knows how many bytes to expect (SIZE before RETR) and
+/// calls a short transfer an error, even when the server says 226.
+///
+///     let down = SafeDownload(client: ftp, remotePath: "img/sda.lzo")
+///     try down.start(at: alreadyHave)          // SIZE, REST, RETR
+///     while case let n = try down.read(into: buf), n > 0 { ... }
+///     try down.finish()                        // 226 and the byte count
+public final class SafeDownload: ByteSource {
+    public let client: FTPClient
+    public let remotePath: String
+    /// SIZE before the transfer; nil when the server does not say.
+    public private(set) var expectedSize: UInt64?
+    public private(set) var startOffset: UInt64 = 0
+    private var stream: FTPDataStream?
+    private var received: UInt64 = 0
+
+    public init(client: FTPClient, remotePath: String) {
+        self.client = client
+        self.remotePath = remotePath
+    }
+
+    public var displayName: String { "ftp://\(client.label)/\(remotePath)" }
+
+    /// Bytes received in this session.
+    public var bytesReceived: UInt64 { stream?.bytesTransferred ?? received }
+
+    /// Asks SIZE (a missing file fails here with the server's reply), then
+    /// REST `offset` and RETR.
+    public func start(at offset: UInt64 = 0) throws {
+        try checkSafeForControl(remotePath, what: "remote path")
+        try client.setBinary()
+        let reply = try client.command("SIZE \(remotePath)")
+        if reply.code == 213, let value = UInt64(reply.text.split(separator: " ").first ?? "") {
+            expectedSize = value
+        } else if reply.code == 550 {
+            throw RescueError(displayName, "SIZE", "server replied \(reply)")
+        } else {
+            printVerbose("SIZE \(remotePath): \(reply); the download's length cannot be checked")
+        }
+        if let expectedSize, offset > expectedSize {
+            throw RescueError(displayName, "resume", "the local partial file has \(offset) bytes, more than the \(expectedSize) on the server")
+        }
+        startOffset = offset
+        stream = try client.openRetrieve(remotePath, restAt: offset > 0 ? offset : nil)
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let stream else { return 0 }
+        return try stream.read(into: buffer)
+    }
+
+    /// Waits for the 226 and checks the total against SIZE. Returns the
+    /// total size (start offset + bytes received).
+    @discardableResult
+    public func finish() throws -> UInt64 {
+        guard let stream else { throw RescueError(displayName, "finish", "download not started") }
+        received = stream.bytesTransferred
+        self.stream = nil
+        try stream.finish()
+        let total = startOffset + received
+        if let expectedSize, total != expectedSize {
+            throw RescueError(displayName, "RETR", "short transfer: \(total) of \(expectedSize) bytes (the server said 226)")
+        }
+        return total
+    }
+
+    /// Ends a failed download and returns the error to report, with the
+    /// byte count.
+    public func fail(_ error: Error) -> RescueError {
+        var base = (error as? RescueError) ?? RescueError(displayName, "download", "\(error)")
+        if let stream {
+            received = stream.bytesTransferred
+            stream.abort()
+            self.stream = nil
+        }
+        if base.exitCode == ExitCode.usage { return base }
+        if base.object.hasPrefix(client.label) {
+            if base.object != client.label { base.operation = "data connection: " + base.operation }
+            base.object = displayName
+        }
+        let total = startOffset + received
+        base.reason += " (\(total) bytes received" + (expectedSize.map { " of \($0)" } ?? "") + ")"
+        return base
+    }
+}

@@ -1,0 +1,232 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RescueCore
+
+/// An IPv4 or IPv6 address with a port. Built from literals with
+/// inet_pton (no name service involved).
+public struct FTPAddress: Equatable, CustomStringConvertible, Sendable {
+    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
+    public let bytes: [UInt8]
+    public var port: UInt16
+
+    public init?(bytes: [UInt8], port: UInt16) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        self.bytes = bytes
+        self.port = port
+    }
+
+    /// Parses a numeric literal: `192.0.2.1`, `::1`, `[::1]`.
+    public init?(literal: String, port: UInt16) {
+        var text = literal
+        if text.hasPrefix("[") && text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            self.init(bytes: withUnsafeBytes(of: &v4) { Array($0) }, port: port)
+            return
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            self.init(bytes: withUnsafeBytes(of: &v6) { Array($0) }, port: port)
+            return
+        }
+        return nil
+    }
+
+    public var isIPv6: Bool { bytes.count == 16 }
+
+    /// `127.0.0.1` or `::1`.
+    public var host: String {
+        var text = [CChar](repeating: 0, count: 64)
+        bytes.withUnsafeBytes { raw in
+            _ = inet_ntop(isIPv6 ? AF_INET6 : AF_INET, raw.baseAddress, &text, socklen_t(text.count))
+        }
+        return String(cString: text)
+    }
+
+    /// `127.0.0.1:21` or `[::1]:21`.
+    public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        if isIPv6 {
+            var sa = sockaddr_in6()
+            sa.sin6_family = sa_family_t(AF_INET6)
+            sa.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: bytes) }
+            return withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: bytes) }
+        return withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    static func from(_ storage: sockaddr_storage) -> FTPAddress? {
+        var copy = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
+                    var a = p.pointee.sin_addr
+                    return FTPAddress(bytes: withUnsafeBytes(of: &a) { Array($0) }, port: UInt16(bigEndian: p.pointee.sin_port))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                    var a = p.pointee.sin6_addr
+                    return FTPAddress(bytes: withUnsafeBytes(of: &a) { Array($0) }, port: UInt16(bigEndian: p.pointee.sin6_port))
+                }
+            }
+        default: return nil
+        }
+    }
+}
+
+/// What a wait on a socket ended with.
+enum SocketWait { case ready, otherReady, timedOut }
+
+/// A non-blocking TCP (or UDP) socket whose every wait goes through poll()
+/// with a timeout, so nothing the server does (or fails to do) can hang
+/// the client. Errors name `label` ("127.0.0.1:21 data connection").
+final class Socket {
+    let fd: Int32
+    let label: String
+    private var closed = false
+
+    init(fd: Int32, label: String) {
+        self.fd = fd
+        self.label = label
+    }
+
+    deinit { close() }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        _ = Glibc.close(fd)
+    }
+
+    static func socketType(_ type: __socket_type) -> Int32 {
+        Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+    }
+
+    /// Connects within `timeout` seconds.
+    static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil) throws -> Socket {
+        let fd = Glibc.socket(address.isIPv6 ? AF_INET6 : AF_INET, socketType(SOCK_STREAM), 0)
+        guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()) }
+        let socket = Socket(fd: fd, label: label)
+        if let bufferSize { socket.setBufferSize(bufferSize) }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        if rc != 0 {
+            let err = lastErrno()
+            guard err == EINPROGRESS || err == EINTR else {
+                throw RescueError(label, "connect to \(address)", errno: err)
+            }
+            switch try socket.wait(events: Int16(POLLOUT), timeout: timeout) {
+            case .ready: break
+            case .timedOut, .otherReady:
+                throw RescueError(label, "connect to \(address)", "no answer within \(formatSeconds(timeout)) (connect timeout)")
+            }
+            var soError: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
+            if soError != 0 { throw RescueError(label, "connect to \(address)", errno: soError) }
+        }
+        return socket
+    }
+
+    /// Asks for large kernel buffers; only raises them (a smaller fixed
+    /// size would switch off the kernel's autotuning and slow transfers).
+    func setBufferSize(_ size: Int) {
+        for option in [SO_SNDBUF, SO_RCVBUF] {
+            var current: Int32 = 0
+            var len = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, option, &current, &len)
+            if Int(current) < size {
+                var value = Int32(clamping: size)
+                setsockopt(fd, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
+    }
+
+    var peerAddress: FTPAddress? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        return rc == 0 ? FTPAddress.from(storage) : nil
+    }
+
+    /// Waits for `events` on this socket (and POLLIN on `other`, when given)
+    /// at most `timeout` seconds.
+    func wait(events: Int16, timeout: Double, other: Int32? = nil) throws -> SocketWait {
+        let deadline = monotonicSeconds() + timeout
+        while true {
+            var fds = [pollfd(fd: fd, events: events, revents: 0)]
+            if let other { fds.append(pollfd(fd: other, events: Int16(POLLIN), revents: 0)) }
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 { return .timedOut }
+            let ms = Int32(min(remaining * 1000 + 1, 2_000_000_000))
+            let rc = poll(&fds, nfds_t(fds.count), ms)
+            if rc < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                throw RescueError(label, "poll", errno: err)
+            }
+            if rc == 0 { continue }
+            if fds[0].revents != 0 { return .ready }
+            if fds.count > 1 && fds[1].revents != 0 { return .otherReady }
+        }
+    }
+
+    /// Sends all of `bytes`; fails when no byte could be sent for `timeout`
+    /// seconds. With `watch`, returns early (false) when that descriptor
+    /// becomes readable while the socket is blocked (the server answered on
+    /// the control connection mid-transfer).
+    func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double, what: String = "send", watch: Int32? = nil) throws -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+            if n >= 0 { done += n; continue }
+            let err = lastErrno()
+            if err == EINTR { continue }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err) }
+            switch try wait(events: Int16(POLLOUT), timeout: timeout, other: watch) {
+            case .ready: continue
+            case .otherReady: return false
+            case .timedOut:
+                throw RescueError(label, what, "no progress for \(formatSeconds(timeout)) (stall timeout)")
+            }
+        }
+        return true
+    }
+
+    /// Receives up to `buffer.count` bytes, waiting at most `timeout`
+    /// seconds for the first; 0 at end of stream.
+    func receive(into buffer: UnsafeMutableRawBufferPointer, timeout: Double, what: String = "receive", timeoutReason: String) throws -> Int {
+        while true {
+            let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n >= 0 { return n }
+            let err = lastErrno()
+            if err == EINTR { continue }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err) }
+            if try wait(events: Int16(POLLIN), timeout: timeout) == .timedOut {
+                throw RescueError(label, what, timeoutReason)
+            }
+        }
+    }
+}
+
+/// "30 s", "0.5 s".
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(formatFixed(seconds, decimals: 1)) s"
+}

@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RescueCore
+
+/// What ftpput reads: a file or device, stdin, or the output of a shell
+/// command (`|COMMAND`, as the classic ftp client's `put |cmd name`).
+public final class UploadSource {
+    public let file: OpenFile
+    /// Shown in messages: the path, "stdin" or "|COMMAND".
+    public let name: String
+    /// Bytes to send in total, when known (regular files, devices).
+    public let size: UInt64?
+    /// A regular file: sendfile(2) works and resuming can seek.
+    public let isRegularFile: Bool
+    public let isSeekable: Bool
+    private var child: pid_t?
+
+    private init(file: OpenFile, name: String, child: pid_t? = nil) throws {
+        self.file = file
+        self.name = name
+        self.child = child
+        let kind = try file.kind()
+        isRegularFile = kind == .regular
+        isSeekable = kind == .regular || kind == .blockDevice
+        size = isSeekable ? try file.size() : nil
+        if kind == .directory { throw RescueError(name, "read", "is a directory") }
+    }
+
+    /// `-` (or nil) is stdin, `|COMMAND` runs COMMAND with /bin/sh -c,
+    /// anything else is opened as a file or device.
+    public static func open(_ spec: String?) throws -> UploadSource {
+        guard let spec, spec != "-" else { return try UploadSource(file: OpenFile.standardInput, name: "stdin") }
+        if spec.hasPrefix("|") {
+            let command = String(spec.dropFirst())
+            guard !command.trimmingCharacters().isEmpty else { throw RescueError.usage("'|' needs a command after it") }
+            return try spawn(command)
+        }
+        return try UploadSource(file: OpenFile.open(spec), name: spec)
+    }
+
+    /// Starts `/bin/sh -c COMMAND` with its stdout on a pipe. The child gets
+    /// an empty signal mask and default SIGPIPE/SIGINT/SIGTERM/SIGHUP
+    /// (rescuebox blocks those in all its threads and ignores SIGPIPE), so
+    /// it behaves as under a normal shell.
+    static func spawn(_ command: String) throws -> UploadSource {
+        let label = "|" + command
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw RescueError(label, "pipe", errno: lastErrno()) }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = Cleanup.signalSet()
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sh"), strdup("-c"), strdup(command), nil]
+        defer { for p in argv { free(p) } }
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw RescueError(label, "run /bin/sh", errno: rc)
+        }
+        return try UploadSource(file: OpenFile(descriptor: fds[0], path: label, owns: true), name: label, child: pid)
+    }
+
+    /// For a command: waits for it and throws when it failed (non-zero
+    /// status or a signal). Call after reading to the end.
+    public func finish() throws {
+        guard let pid = child else { return }
+        child = nil
+        try? file.close()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if lastErrno() != EINTR { throw RescueError(name, "wait", errno: lastErrno()) }
+        }
+        let signal = status & 0x7F
+        if signal != 0 {
+            throw RescueError(name, "run", "killed by signal \(signal); the upload is incomplete")
+        }
+        let code = (status >> 8) & 0xFF
+        if code != 0 { throw RescueError(name, "run", "exited with status \(code); the upload is incomplete") }
+    }
+
+    /// Stops a command early (the upload failed): closes the pipe, sends
+    /// SIGTERM and reaps it.
+    public func cancel() {
+        guard let pid = child else { return }
+        child = nil
+        try? file.close()
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> Substring {
+        Substring(self).trimmingWhitespace()
+    }
+}
