@@ -29,10 +29,10 @@ public struct SHA256 {
             for i in 0..<take { pending[pendingCount + i] = p.load(fromByteOffset: i, as: UInt8.self) }
             pendingCount += take
             p += take; n -= take
-            if pendingCount == 64 {
-                pending.withUnsafeBytes { compress($0.baseAddress!) }
-                pendingCount = 0
-            }
+            guard pendingCount == 64 else { return }  // still not a whole block
+            let block = pending
+            block.withUnsafeBytes { compress($0.baseAddress!) }
+            pendingCount = 0
         }
         while n >= 64 {
             compress(p)
