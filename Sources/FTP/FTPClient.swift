@@ -149,15 +149,41 @@ public final class FTPClient {
         try checkSafeForControl(path, what: "remote directory")
         let absolute = path.hasPrefix("/")
         var current = absolute ? "/" : ""
+        var home: String?
         for part in path.split(separator: "/") where part != "." {
             current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
             let reply = try command("MKD \(current)")
             if reply.code == 257 || reply.code == 250 { continue }
             // 550 "File exists" or similar: fine if it is a directory now.
+            // Probe with CWD, then go back where relative paths start (the
+            // login directory, which is not "/" on most servers).
+            if home == nil { home = try workingDirectory() }
             let cwd = try command("CWD \(current)")
             guard cwd.code == 250 else { throw failure("MKD \(current)", reply) }
-            try expectSuccess("CWD /")
+            try expectSuccess("CWD \(home!)")
         }
+    }
+
+    /// PWD: the current directory from `257 "PATH" ...` ("" inside it is a quote).
+    public func workingDirectory() throws -> String {
+        let reply = try expectSuccess("PWD")
+        let text = Array(reply.text.utf8)
+        guard let open = text.firstIndex(of: UInt8(ascii: "\"")) else {
+            throw RescueError(label, "PWD", "unreadable reply \(reply)")
+        }
+        var path: [UInt8] = []
+        var i = open + 1
+        while i < text.count {
+            if text[i] == UInt8(ascii: "\"") {
+                if i + 1 < text.count && text[i + 1] == UInt8(ascii: "\"") { path.append(text[i]); i += 2; continue }
+                let dir = String(decoding: path, as: UTF8.self)
+                try checkSafeForControl(dir, what: "remote directory")
+                return dir
+            }
+            path.append(text[i])
+            i += 1
+        }
+        throw RescueError(label, "PWD", "unreadable reply \(reply)")
     }
 
     /// RNFR `from`, RNTO `to` (replaces `to` on servers that allow it, as vsftpd does).
