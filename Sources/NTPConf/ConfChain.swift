@@ -45,15 +45,15 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
     var stack: [String] = []
 
     func add(_ config: ConfigFile, from: String?) -> Int {
-        if let i = index[config.realPath] { return i }
+        if let i = index[config.identity] { return i }
         chain.files.append(ConfChain.File(config: config, text: ConfText(config.bytes, dialect: dialect), includedFrom: from))
-        index[config.realPath] = chain.files.count - 1
+        index[config.identity] = chain.files.count - 1
         return chain.files.count - 1
     }
 
     func visit(_ fileIndex: Int, depth: Int) {
         let file = chain.files[fileIndex]
-        stack.append(file.config.realPath)
+        stack.append(file.config.identity)
         defer { stack.removeLast() }
         for line in file.text.lines {
             let whereText = "\(file.config.path) line \(line.number)"
@@ -109,7 +109,7 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
                     chain.unknownIncludes.append(unknown)
                     continue
                 } catch { continue }
-                if stack.contains(config.realPath) {
+                if stack.contains(config.identity) {
                     chain.notes.append("\(whereText): include \(target) is a loop; not read again")
                     continue
                 }

@@ -8,6 +8,7 @@ public struct DiscoveredConfig: Equatable, Sendable {
     /// Path on this machine (under the root directory when one is given).
     public var path: String
     public var why: String
+    public init(path: String, why: String) { self.path = path; self.why = why }
 }
 
 /// What the distribution's options files say about ntpd.
@@ -69,7 +70,6 @@ public func shellWords(_ text: String) -> [String] {
         case " ", "\t":
             if inWord { words.append(current); current = ""; inWord = false }
         case "#" where !inWord:
-            if inWord { words.append(current) }
             return words
         default: current.append(ch); inWord = true
         }

@@ -8,8 +8,9 @@
 /// `kernel`.
 ///
 /// Conservative by construction:
-/// - any unquoted `kernel` word on an active `enable` line counts as enabling
-///   it (ntpd 4.2.4 applies the flags before a bad one);
+/// - a `kernel` flag on an active `enable` line counts as enabling it when it
+///   comes before any unknown word (ntpd 4.2.4 applies the flags before a
+///   bad one);
 /// - a `disable` line counts only when every flag on it is one that every
 ///   ntpd and ntpsec accept (`calibrate kernel monitor ntp stats`): a line
 ///   ntpd rejects as a syntax error disables nothing.
@@ -20,11 +21,24 @@ public enum NtpRules {
     /// The line `ntpleap` appends (without terminator).
     public static let appendedLine = "disable kernel # added by rescuebox ntpleap: the kernel must not insert leap seconds itself (kernel leap-second bugs); keep this line last"
 
-    /// An active `enable` line: the indices (into `line.tokens`) of its `kernel` flags.
+    /// Every flag some ntpd (4.2.4 .. 4.2.8) or ntpsec knows.
+    public static let knownFlags: Set<String> = [
+        "auth", "bclient", "calibrate", "kernel", "mode7", "monitor", "ntp", "stats", "pps",
+        "peer_clear_digest_early", "unpeer_crypto_early", "unpeer_crypto_nak_early", "unpeer_digest_early",
+    ]
+
+    /// An active `enable` line: the indices (into `line.tokens`) of the
+    /// `kernel` flags some ntpd would apply. ntpd <= 4.2.4 applies flags up
+    /// to the first unknown one; newer ones reject the whole line. So a
+    /// `kernel` after an unknown word (a prose line "enable the kernel ...")
+    /// enables nothing and is left alone.
     public static func enableKernelTokens(_ line: ConfLine) -> [Int] {
         guard line.keyword == "enable" else { return [] }
         var found: [Int] = []
-        for (k, t) in line.tokens.enumerated() where k > 0 && !t.quoted && t.text == "kernel" { found.append(k) }
+        for (k, t) in line.tokens.enumerated() where k > 0 {
+            if t.quoted || !knownFlags.contains(t.text) { break }
+            if t.text == "kernel" { found.append(k) }
+        }
         return found
     }
 
@@ -56,6 +70,7 @@ public struct KernelDirective: Equatable, Sendable {
     public var file: Int
     /// 1-based line number.
     public var line: Int
+    public init(kind: Kind, file: Int, line: Int) { self.kind = kind; self.file = file; self.line = line }
 }
 
 /// What ntpd makes of a sequence of kernel directives (includes expanded in

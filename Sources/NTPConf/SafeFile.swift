@@ -16,6 +16,8 @@ public struct ConfigFile: Sendable {
     public var mode: mode_t
     public var uid: uid_t
     public var gid: gid_t
+    /// "device:inode": the file's identity (include loops, duplicates).
+    public var identity: String
 }
 
 /// Configuration files larger than this are refused (not a config).
@@ -24,7 +26,8 @@ public let maxConfigBytes = 16 << 20
 /// Reads a configuration file: must exist, be a readable regular text file.
 public func readConfigFile(_ path: String) throws -> ConfigFile {
     var real = path
-    if let resolved = realpath(path, nil) {
+    var lst = stat()
+    if lstat(path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK, let resolved = realpath(path, nil) {
         real = String(cString: resolved)
         free(resolved)
     }
@@ -51,7 +54,7 @@ public func readConfigFile(_ path: String) throws -> ConfigFile {
     }
     if let reason = notTextReason(bytes) { throw RescueError(path, "read", reason) }
     return ConfigFile(path: path, realPath: real, bytes: bytes, mode: st.st_mode & 0o7777,
-                      uid: st.st_uid, gid: st.st_gid)
+                      uid: st.st_uid, gid: st.st_gid, identity: "\(st.st_dev):\(st.st_ino)")
 }
 
 func dirname(_ path: String) -> String {
