@@ -88,7 +88,10 @@ public func readShellVariable(_ path: String, names: [String]) -> (name: String,
         guard let eq = line.firstIndex(of: "=") else { continue }
         let name = String(line[..<eq])
         guard names.contains(name) else { continue }
-        found = (name, shellWords(String(line[line.index(after: eq)...]).replacingCRs()))
+        // The value as the shell assigns it, then split again the way an
+        // unquoted $OPTIONS is when the init script uses it.
+        let value = shellWords(String(line[line.index(after: eq)...]).replacingCRs()).joined(separator: " ")
+        found = (name, value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init))
     }
     return found
 }
