@@ -302,3 +302,29 @@ final class NtpLeapTests: XCTestCase {
         XCTAssertEqual(try ntpleap(["--restart", "--root", "/tmp"]).status, 2)
     }
 }
+
+extension NtpLeapTests {
+    /// --restart runs the init system's restart command (a recording stand-in
+    /// first on PATH here), only after a change.
+    func testRestartRunsTheCommandAfterAChange() throws {
+        let dir = TempDir()
+        let bin = dir.file("bin")
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for tool in ["systemctl", "service", "rc-service"] {
+            try write("\(bin)/\(tool)", "#!/bin/sh\necho \"\(tool) $*\" >> '\(dir.file("calls"))'\n")
+            chmod("\(bin)/\(tool)", 0o755)
+        }
+        let conf = dir.file("ntp.conf")
+        try write(conf, "enable kernel\n")
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let r = try ntpleap(["--restart", conf], env: ["PATH": path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let calls = String(decoding: try read(dir.file("calls")), as: UTF8.self)
+        XCTAssertTrue(["systemctl restart ntp\n", "service ntp restart\n", "rc-service ntp restart\n",
+                       "systemctl restart ntpd\n", "service ntpd restart\n", "rc-service ntpd restart\n"].contains(calls), calls)
+        XCTAssertTrue(r.stdoutText.contains("restarting: "), r.stdoutText)
+        // Already safe: no restart.
+        XCTAssertEqual(try ntpleap(["--restart", conf], env: ["PATH": path]).status, 0)
+        XCTAssertEqual(String(decoding: try read(dir.file("calls")), as: UTF8.self), calls)
+    }
+}
