@@ -186,6 +186,7 @@ public struct NtpLeap: ParsableCommand {
         let plans = try loadPlans()
         var needed = false
         var changedFamilies: [String] = []
+        var toWrite: [Target] = []
         for target in plans {
             let plan = target.plan
             let main = target.config.path
@@ -213,23 +214,30 @@ public struct NtpLeap: ParsableCommand {
                 }
             }
             if diff { say("\(main): change needed: \(verdict(plan))"); continue }
-            try write(plan)
-            changedFamilies.append(chrony ? "chrony" : (main.contains("/ntpsec/") ? "ntpsec" : "ntp"))
+            toWrite.append(target)
+        }
+        // Every directory is checked before the first write: a read-only
+        // filesystem under any of the files changes nothing at all.
+        for target in toWrite {
+            for (i, _) in target.plan.edits {
+                let file = target.plan.chain.files[i].config
+                try checkWritableDirectory(of: file.realPath)
+                try checkWritableDirectory(of: file.path + backup)
+            }
+        }
+        for target in toWrite {
+            try write(target.plan)
+            changedFamilies.append(chrony ? "chrony" : (target.config.path.contains("/ntpsec/") ? "ntpsec" : "ntp"))
         }
         if check && needed { throw AppletExit(1) }
         if !changedFamilies.isEmpty { try afterChange(families: changedFamilies) }
         if !check && !diff { warnArmedLeap() }
     }
 
-    /// Backups, then the atomic replacements; the directories are checked
-    /// first so a read-only filesystem changes nothing.
+    /// Backups, then the atomic replacements (the directories were checked
+    /// before: a read-only filesystem changes nothing).
     func write(_ plan: ChainPlan) throws {
         let changed = plan.edits.sorted(by: { $0.key < $1.key })
-        for (i, _) in changed {
-            let file = plan.chain.files[i].config
-            try checkWritableDirectory(of: file.realPath)
-            try checkWritableDirectory(of: file.path + backup)
-        }
         for (i, edits) in changed {
             let file = plan.chain.files[i]
             let applied = apply(edits, to: file.text)
@@ -274,7 +282,14 @@ public struct NtpLeap: ParsableCommand {
         // Read everything first: a missing backup changes nothing at all.
         var work: [(String, ConfigFile, ConfigFile?)] = []
         for t in list {
-            let backupFile = try readConfigFile(t.path + backup)
+            let backupPath = t.path + backup
+            // A discovered file ntpleap never changed (no backup) is left alone;
+            // a named one must have its backup.
+            if files.isEmpty && !fileExistsAt(backupPath) && list.count > 1 {
+                printStdout("\(t.path): no backup \(backupPath); left alone")
+                continue
+            }
+            let backupFile = try readConfigFile(backupPath)
             let current = try? readConfigFile(t.path)
             work.append((t.path, backupFile, current))
         }
@@ -293,6 +308,11 @@ public struct NtpLeap: ParsableCommand {
         if restored {
             try afterChange(families: list.map { chrony ? "chrony" : ($0.path.contains("/ntpsec/") ? "ntpsec" : "ntp") })
         }
+    }
+
+    func fileExistsAt(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
     }
 
     // MARK: --status

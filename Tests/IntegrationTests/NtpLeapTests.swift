@@ -328,3 +328,37 @@ extension NtpLeapTests {
         XCTAssertEqual(String(decoding: try read(dir.file("calls")), as: UTF8.self), calls)
     }
 }
+
+extension NtpLeapTests {
+    func testRestoreWithoutFileRestoresWhatWasChanged() throws {
+        let root = TempDir()
+        try write(root.file("etc/ntp.conf"), "server a\nenable kernel\n")
+        try write(root.file("run/ntp.conf.dhcp"), "server dhcp\ndisable kernel\n")
+        let run = try ntpleap(["--root", root.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdoutText.contains("\(root.file("run/ntp.conf.dhcp")): already safe"), run.stdoutText)
+        let restore = try ntpleap(["--root", root.path, "--restore"])
+        XCTAssertEqual(restore.status, 0, restore.stderr)
+        XCTAssertTrue(restore.stdoutText.contains("\(root.file("etc/ntp.conf")): restored from"), restore.stdoutText)
+        XCTAssertTrue(restore.stdoutText.contains("\(root.file("run/ntp.conf.dhcp")): no backup"), restore.stdoutText)
+        XCTAssertEqual(String(decoding: try read(root.file("etc/ntp.conf")), as: UTF8.self), "server a\nenable kernel\n")
+    }
+
+    /// Two files, the second on a read-only mount: the first is not changed either.
+    func testReadOnlySecondFileChangesNothing() throws {
+        try requireRoot("mounting a tmpfs read-only")
+        let root = TempDir()
+        try write(root.file("etc/ntp.conf"), "enable kernel\n")
+        let run = root.file("run")
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        guard try sh("mount -t tmpfs -o size=1m tmpfs '\(run)'").status == 0 else { throw XCTSkip("cannot mount tmpfs here") }
+        defer { _ = try? sh("umount '\(run)'") }
+        try write(root.file("run/ntp.conf.dhcp"), "enable kernel\n")
+        guard try sh("mount -o remount,ro '\(run)'").status == 0 else { throw XCTSkip("cannot remount read-only") }
+        let r = try ntpleap(["--root", root.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.hasSuffix("\(run): write: Read-only file system\n"), r.stderr)
+        XCTAssertEqual(String(decoding: try read(root.file("etc/ntp.conf")), as: UTF8.self), "enable kernel\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.file("etc/ntp.conf.rescuebox-bak")))
+    }
+}
