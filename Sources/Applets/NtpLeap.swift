@@ -332,7 +332,9 @@ public struct NtpLeap: ParsableCommand {
         if chrony && chronyConfigs.isEmpty { printStdout("  chrony.conf: none found") }
 
         printStdout("daemons:")
-        if ntpds.isEmpty { printStdout("  ntpd: not running") }
+        let seeProcs = processTableReadable(root: rootPrefix)
+        if !seeProcs { printStdout("  processes: unknown (cannot read \(rootPrefix)/proc)") }
+        if ntpds.isEmpty && seeProcs { printStdout("  ntpd: not running") }
         for p in ntpds {
             let x = ntpdHasSlewFlag(Array(p.arguments.dropFirst()))
             printStdout("  ntpd: running (pid \(p.pid)) \(x ? "with -x: kernel discipline off whatever the config says" : "without -x"): \(p.arguments.joined(separator: " "))")
@@ -341,7 +343,7 @@ public struct NtpLeap: ParsableCommand {
             printStdout("  ntpd options: -x in \(o.source)")
         }
         let chronyInUse = !chronyds.isEmpty || !chronyConfigs.isEmpty
-        if chronyds.isEmpty {
+        if chronyds.isEmpty && seeProcs {
             printStdout("  chronyd: not running\(chronyConfigs.isEmpty ? ", no chrony.conf" : " (chrony.conf present)")")
         }
         for p in chronyds { printStdout("  chronyd: running (pid \(p.pid))") }
@@ -389,6 +391,9 @@ public struct NtpLeap: ParsableCommand {
             let stop = command.map { $0 == "restart" ? "stop" : $0 }.joined(separator: " ")
             throw RescueError("kernel leap second", "clear",
                               "\(p.name) is running (pid \(p.pid)) and would arm it again; stop it first (\(stop)), clear, then start it with the safe config")
+        }
+        if !processTableReadable(root: rootPrefix) {
+            throw RescueError("kernel leap second", "clear", "cannot tell whether ntpd or chronyd runs (cannot read \(rootPrefix)/proc)")
         }
         let state = try readKernelLeapState()
         guard state.armed else {

@@ -12,6 +12,10 @@ public struct ProcessInfoLite: Sendable {
     public var name: String { basename(arguments.first ?? "") }
 }
 
+/// Whether /proc (under the root directory) can be listed: without it,
+/// "not running" cannot be told from "cannot see".
+public func processTableReadable(root: String) -> Bool { directoryEntries(root + "/proc") != nil }
+
 /// Every process whose /proc/PID/cmdline can be read.
 public func runningProcesses(root: String) -> [ProcessInfoLite] {
     let proc = root + "/proc"

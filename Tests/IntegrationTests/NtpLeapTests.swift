@@ -269,6 +269,10 @@ final class NtpLeapTests: XCTestCase {
         // No daemon (an empty root): reading the kernel state is harmless; with no
         // leap armed there is nothing to clear. (Never arm a leap on the test host.)
         let empty = TempDir()
+        let noProc = try ntpleap(["--root", empty.path, "--clear-kernel-leap"])
+        XCTAssertEqual(noProc.status, 1)
+        XCTAssertTrue(noProc.stderr.contains("cannot tell whether ntpd or chronyd runs"), noProc.stderr)
+        try FileManager.default.createDirectory(atPath: empty.file("proc"), withIntermediateDirectories: true)
         let idle = try ntpleap(["--root", empty.path, "--clear-kernel-leap"])
         if idle.stdoutText.contains("is armed in the kernel") { throw XCTSkip("a leap second is armed on this host") }
         if idle.status != 0 && idle.stderr.contains("adjtimex") { throw XCTSkip("adjtimex not readable here: \(idle.stderr)") }
