@@ -164,11 +164,18 @@ final class NtpLeapTests: XCTestCase {
             XCTAssertEqual(try ntpleap(["--check", path]).status, 2, path)
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["binary"])
-        if getuid() != 0 {
-            try write(dir.file("secret.conf"), "enable kernel\n")
-            chmod(dir.file("secret.conf"), 0)
-            XCTAssertEqual(try ntpleap([dir.file("secret.conf")]).status, 1)
+        // Unreadable: as an unprivileged user (root reads everything).
+        try write(dir.file("secret.conf"), "enable kernel\n")
+        chmod(dir.file("secret.conf"), 0)
+        chmod(dir.path, 0o755)
+        var command = [try rescueboxBinary(), "ntpleap", dir.file("secret.conf")]
+        if getuid() == 0 {
+            command = [try which("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"] + command
         }
+        let denied = try runProgram(command[0], Array(command.dropFirst()))
+        XCTAssertEqual(denied.status, 1, denied.stderr)
+        XCTAssertEqual(denied.stderr, "rescuebox ntpleap: \(dir.file("secret.conf")): open: Permission denied\n")
+        XCTAssertEqual(String(decoding: try read(dir.file("secret.conf")), as: UTF8.self), "enable kernel\n")
     }
 
     func testDifferentBackupIsKeptUnlessForced() throws {
