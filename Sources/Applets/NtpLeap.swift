@@ -39,16 +39,18 @@ public struct NtpLeap: ParsableCommand {
         2 error.
 
         EXAMPLES:
-          rescuebox ntpleap --check                 # exit 0 safe, 1 change needed, 2 error
-          rescuebox ntpleap --diff                  # what it would change, as a patch
-          rescuebox ntpleap                         # fix the config(s) in use, with backups
-          rescuebox ntpleap --restart               # ... and restart ntpd when something changed
+          rescuebox ntpleap --check          # 0 safe, 1 change needed, 2 error
+          rescuebox ntpleap --diff           # the change, as a unified diff
+          rescuebox ntpleap                  # fix the config(s) in use
+          rescuebox ntpleap --restart        # ... and restart ntpd if changed
           rescuebox ntpleap --follow-includes /etc/ntp.conf
-          rescuebox ntpleap --status                # config, ntpd -x, kernel leap, chrony, restart command
-          systemctl stop ntp; rescuebox ntpleap --clear-kernel-leap; systemctl start ntp
-          rescuebox ntpleap --restore               # put FILE.rescuebox-bak back
+          rescuebox ntpleap --status         # config, -x, kernel leap, chrony
+          rescuebox ntpleap --restore        # put FILE.rescuebox-bak back
           rescuebox ntpleap --chrony --check
-          rescuebox ntpleap --root /mnt/sysimage    # a system mounted from a rescue CD
+          rescuebox ntpleap --root /mnt/sysimage   # a mounted system
+          systemctl stop ntp
+          rescuebox ntpleap --clear-kernel-leap    # a leap already armed
+          systemctl start ntp
           for h in $(cat hosts); do ssh $h rescuebox ntpleap --check || echo $h; done
         """
     )
