@@ -160,7 +160,9 @@ func copyExtendedAttributes(from source: Int32, to target: Int32, path: String) 
 public func replaceAtomically(_ target: String, with contents: [UInt8], like template: ConfigFile,
                               crashHook: Bool = false) throws {
     let dir = dirname(target)
-    removeStaleTemporaries(next: target)
+    for stale in removeStaleTemporaries(next: target) {
+        printError("\(stale): removed (a temporary file left by an interrupted run)")
+    }
     var tempPath = ""
     var fd: Int32 = -1
     for attempt in 0..<1000 {

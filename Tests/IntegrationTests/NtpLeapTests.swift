@@ -248,6 +248,7 @@ final class NtpLeapTests: XCTestCase {
         XCTAssertEqual(try ntpleap(["--check", conf]).status, 1)
         let r = try ntpleap([conf])
         XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(leftovers[0]): removed (a temporary file left by an interrupted run)"), r.stderr)
         XCTAssertEqual(String(decoding: try read(conf), as: UTF8.self), "server a\nenable stats\n\(appended)\n")
         XCTAssertEqual(String(decoding: try read(conf + ".rescuebox-bak"), as: UTF8.self), original)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["ntp.conf", "ntp.conf.rescuebox-bak"])
