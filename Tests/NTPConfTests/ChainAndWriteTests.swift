@@ -194,6 +194,26 @@ final class SafeWriteTests: XCTestCase {
         XCTAssertEqual(try shOK("getfattr --only-values -n user.rescuebox '\(path)'"), "label")
     }
 
+    /// The SELinux label follows the file (set by hand here: the test host
+    /// need not run SELinux; the filesystem stores the attribute anyway).
+    func testSelinuxLabelFollows() throws {
+        try requireRoot("setting security.* attributes")
+        let dir = TempDir()
+        let path = dir.file("ntp.conf")
+        try put(path, "enable kernel\n")
+        let label = "system_u:object_r:net_conf_t:s0"
+        guard (try? sh("setfattr -n security.selinux -v '\(label)' '\(path)' 2>/dev/null"))?.status == 0 else {
+            throw XCTSkip("this filesystem does not store security.selinux")
+        }
+        let original = try readConfigFile(path)
+        XCTAssertEqual(try writeBackup(of: original, to: path + ".rescuebox-bak", force: false), .created)
+        try replaceAtomically(path, with: Array("disable kernel\n".utf8), like: original)
+        for file in [path, path + ".rescuebox-bak"] {
+            let value = try shOK("getfattr --only-values -n security.selinux '\(file)'")
+            XCTAssertEqual(value.trimmingCharacters(in: CharacterSet(charactersIn: "\0")), label, file)
+        }
+    }
+
     func testStaleTemporariesOfDeadProcessesAreRemoved() throws {
         let dir = TempDir()
         let path = dir.file("ntp.conf")
