@@ -14,6 +14,7 @@ bin="$scratch/x86_64-unknown-linux-gnu/release"
 # name -> corpus directory
 declare -A targets=(
     [FuzzSizeParser]=size
+    [FuzzNTPConf]=ntpconf
 )
 wanted=("$@")
 status=0
