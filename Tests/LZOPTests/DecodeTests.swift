@@ -341,7 +341,9 @@ final class DecodeTests: XCTestCase {
             return Int(truncatingIfNeeded: state & 0x7FFF_FFFF)
         }
         var outcomes = [String: Int]()
-        for round in 0..<3000 {
+        // LZOP_MUTATION_ROUNDS=200000 for a longer local run.
+        let rounds = Int(ProcessInfo.processInfo.environment["LZOP_MUTATION_ROUNDS"] ?? "") ?? 3000
+        for round in 0..<rounds {
             var a = [UInt8](seeds[round % seeds.count])
             for _ in 0..<(1 + next() % 4) {
                 switch next() % 4 {
@@ -360,6 +362,7 @@ final class DecodeTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(outcomes.count, 5, "\(outcomes)")
+        if rounds > 3000 { print("mutation outcomes: \(outcomes)") }
     }
 
     /// The seed corpus in the repo stays decodable.
