@@ -68,7 +68,9 @@ public final class LzopDecoder {
     public var memoryBudget: Int
 
     public init(threads: Int = 1, memoryBudget: Int = 24 << 20) {
-        self.threads = max(1, threads)
+        // More workers than this cannot help (the writer is one thread) and
+        // must not exhaust the process's threads.
+        self.threads = min(max(1, threads), 64)
         self.memoryBudget = memoryBudget
     }
 
