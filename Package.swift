@@ -53,6 +53,7 @@ if Context.environment["RESCUEBOX_FUZZ"] == "1" {
     let fuzzTargets: [(String, [Target.Dependency])] = [
         ("FuzzSizeParser", ["RescueCore"]),
         ("FuzzNTPConf", ["NTPConf"]),
+        ("FuzzLzopDecoder", ["LZOP"]),
     ]
     for (name, deps) in fuzzTargets {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "Fuzz/\(name.dropFirst(4))"))

@@ -15,6 +15,7 @@ bin="$scratch/x86_64-unknown-linux-gnu/release"
 declare -A targets=(
     [FuzzSizeParser]=size
     [FuzzNTPConf]=ntpconf
+    [FuzzLzopDecoder]=lzop
 )
 wanted=("$@")
 status=0
