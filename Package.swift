@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"]),
         .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
-        .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"]),
+        .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"], exclude: ["Fixtures"]),
         // Runs the built `rescuebox` binary against real tools and servers.
         .testTarget(name: "IntegrationTests", dependencies: ["RescueCore", "TestSupport"]),
     ],
@@ -52,6 +52,8 @@ let package = Package(
 if Context.environment["RESCUEBOX_FUZZ"] == "1" {
     let fuzzTargets: [(String, [Target.Dependency])] = [
         ("FuzzSizeParser", ["RescueCore"]),
+        ("FuzzNTPConf", ["NTPConf"]),
+        ("FuzzLzopDecoder", ["LZOP"]),
     ]
     for (name, deps) in fuzzTargets {
         package.targets.append(.executableTarget(name: name, dependencies: deps, path: "Fuzz/\(name.dropFirst(4))"))

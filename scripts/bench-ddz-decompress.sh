@@ -51,20 +51,31 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/file.json
     -n "lzop -dc > file (no sync)" "lzop -dc '$WORK/image.lzo' > '$WORK/out'" \
     -n "ddz -d -o file (sparse, fsync)" "'$BIN' ddz -d -o '$WORK/out' '$WORK/image.lzo' 2>/dev/null" >/dev/null
 
+# Zero regions (free space of a disk): the decoder recognises repeated
+# all-zero blocks by their compressed bytes and makes holes / writes zeros.
+ZMB=${BENCH_ZERO_MB:-2048}
+head -c $((ZMB << 20)) /dev/zero | lzop -1 -c > "$WORK/zeros.lzo"
+hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/zeros.json" \
+    --prepare "rm -f '$WORK/out'" \
+    -n "lzop -dc zeros > /dev/null" "lzop -dc '$WORK/zeros.lzo' > /dev/null" \
+    -n "ddz -d zeros > /dev/null" "'$BIN' ddz -d '$WORK/zeros.lzo' > /dev/null 2>&1" \
+    -n "ddz -d -o file zeros (holes)" "'$BIN' ddz -d -o '$WORK/out' '$WORK/zeros.lzo' 2>/dev/null" >/dev/null
+
 peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 LZOP_RSS=$(peak lzop -dc "$WORK/image.lzo")
 DDZ_RSS=$(peak "$BIN" ddz -d "$WORK/image.lzo")
 
-python3 - "$WORK" "$MB" "$LZOP_RSS" "$DDZ_RSS" <<'EOF'
+python3 - "$WORK" "$MB" "$LZOP_RSS" "$DDZ_RSS" "$ZMB" <<'EOF'
 import json, statistics, sys
-work, mb, lrss, drss = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+work, mb, lrss, drss, zmb = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 def medians(name):
     return {r["command"]: statistics.median(r["times"]) for r in json.load(open(f"{work}/{name}.json"))["results"]}
-for name in ("null", "file"):
+for name in ("null", "file", "zeros"):
     m = medians(name)
+    size = zmb if name == "zeros" else mb
     base = next(iter(m.values()))
     print()
     for cmd, t in m.items():
-        print(f"  {cmd:34s} median {t:7.3f} s  {mb / t:8.0f} MiB/s  x{base / t:4.2f} vs {next(iter(m))}")
+        print(f"  {cmd:34s} median {t:7.3f} s  {size / t:8.0f} MiB/s  x{base / t:4.2f} vs {next(iter(m))}")
 print(f"\n  peak RSS: lzop -dc {int(lrss) / 1024:.1f} MiB, ddz -d {int(drss) / 1024:.1f} MiB")
 EOF

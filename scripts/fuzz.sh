@@ -14,6 +14,8 @@ bin="$scratch/x86_64-unknown-linux-gnu/release"
 # name -> corpus directory
 declare -A targets=(
     [FuzzSizeParser]=size
+    [FuzzNTPConf]=ntpconf
+    [FuzzLzopDecoder]=lzop
 )
 wanted=("$@")
 status=0

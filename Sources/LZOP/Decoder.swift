@@ -68,7 +68,9 @@ public final class LzopDecoder {
     public var memoryBudget: Int
 
     public init(threads: Int = 1, memoryBudget: Int = 24 << 20) {
-        self.threads = max(1, threads)
+        // More workers than this cannot help (the writer is one thread) and
+        // must not exhaust the process's threads.
+        self.threads = min(max(1, threads), 64)
         self.memoryBudget = memoryBudget
     }
 
@@ -179,11 +181,11 @@ public final class LzopDecoder {
 /// must end in a result or a thrown LzopFormatError, never a crash or hang.
 @discardableResult
 public func lzopDecodeAll(_ data: UnsafeRawBufferPointer, into sink: ByteSink?) throws -> LzopDecodeStats {
-    try LzopDecoder(threads: 1).decode(from: MemoryByteSource(data), to: sink)
+    try LzopDecoder(threads: 1).decode(from: LzopMemorySource(data), to: sink)
 }
 
 /// A ByteSource over bytes in memory (not copied; keep them alive).
-public final class MemoryByteSource: ByteSource {
+public final class LzopMemorySource: ByteSource {
     private let data: UnsafeRawBufferPointer
     private var position = 0
     public init(_ data: UnsafeRawBufferPointer) { self.data = data }

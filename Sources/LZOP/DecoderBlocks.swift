@@ -117,7 +117,7 @@ final class DecoderBlockWorker {
             if r != LZO_E_OK || produced != lzo_uint(block.dlen) {
                 pool.put(block.payload)
                 pool.put(out)
-                let why = r != LZO_E_OK ? "LZO error \(r) (\(lzoErrorName(r)))"
+                let why = r != LZO_E_OK ? "LZO error \(r) (\(decoderLZOErrorName(r)))"
                     : "it decompresses to \(produced) bytes, the block header says \(block.dlen)"
                 throw LzopFormatError(.dataViolation, at: block.offset, "compressed data violation: \(why): file corrupted")
             }
@@ -182,7 +182,7 @@ final class DecoderBlockWorker {
     }
 }
 
-func lzoErrorName(_ r: Int32) -> String {
+func decoderLZOErrorName(_ r: Int32) -> String {
     switch r {
     case LZO_E_ERROR: return "error"
     case LZO_E_INPUT_OVERRUN: return "input overrun"

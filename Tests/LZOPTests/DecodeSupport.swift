@@ -8,7 +8,7 @@ import TestSupport
 import RescueCore
 
 /// Runs lzop with `arguments`, feeding `input` on stdin; returns its stdout.
-func lzop(_ arguments: [String], input: Data) throws -> Data {
+func runLzopForDecode(_ arguments: [String], input: Data) throws -> Data {
     let path = try which("lzop")
     let r = try runProgram(path, arguments, input: input)
     guard r.status == 0 else { throw XCTSkip("lzop \(arguments) failed: \(r.stderr)") }
@@ -16,7 +16,7 @@ func lzop(_ arguments: [String], input: Data) throws -> Data {
 }
 
 /// Sample data: an executable-like mix, text, zeros, random; several blocks.
-func mixedSample(size: Int = 1_300_000) -> Data {
+func decodeSample(size: Int = 1_300_000) -> Data {
     var d = Data()
     var line = 0
     while d.count < size / 4 { d.append(contentsOf: Array("line \(line) of some text, value=\(line * 7919 % 1000)\n".utf8)); line += 1 }
@@ -28,33 +28,33 @@ func mixedSample(size: Int = 1_300_000) -> Data {
     return d.prefix(size)
 }
 
-func testAdler32(_ bytes: [UInt8], seed: UInt32 = 1) -> UInt32 {
+func decodeAdler32(_ bytes: [UInt8], seed: UInt32 = 1) -> UInt32 {
     var a = seed & 0xFFFF, b = seed >> 16
     for x in bytes { a = (a + UInt32(x)) % 65521; b = (b + a) % 65521 }
     return b << 16 | a
 }
 
-private let crcTable: [UInt32] = (0..<256).map { n -> UInt32 in
+private let decodeCRCTable: [UInt32] = (0..<256).map { n -> UInt32 in
     var c = UInt32(n)
     for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
     return c
 }
 
-func testCRC32(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
+func decodeCRC32(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
     var c = ~seed
-    for x in bytes { c = crcTable[Int((c ^ UInt32(x)) & 0xFF)] ^ (c >> 8) }
+    for x in bytes { c = decodeCRCTable[Int((c ^ UInt32(x)) & 0xFF)] ^ (c >> 8) }
     return ~c
 }
 
-func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-func readBE32(_ b: [UInt8], _ at: Int) -> UInt32 {
+func decodeBE32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+func decodeBE16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+func decodeReadBE32(_ b: [UInt8], _ at: Int) -> UInt32 {
     UInt32(b[at]) << 24 | UInt32(b[at + 1]) << 16 | UInt32(b[at + 2]) << 8 | UInt32(b[at + 3])
 }
 
 /// An lzop member taken apart (lzop 1.04 layout, version >= 0x0940 unless
 /// `oldLayout`), with its block stream kept as raw bytes.
-struct LzopMember {
+struct DecodeMember {
     var version: UInt16 = 0x1040
     var libVersion: UInt16 = 0x20A0
     var versionNeeded: UInt16 = 0x0940
@@ -79,7 +79,7 @@ struct LzopMember {
         var i = 9
         func u8() -> UInt8 { defer { i += 1 }; return b[i] }
         func u16() -> UInt16 { defer { i += 2 }; return UInt16(b[i]) << 8 | UInt16(b[i + 1]) }
-        func u32() -> UInt32 { defer { i += 4 }; return readBE32(b, i) }
+        func u32() -> UInt32 { defer { i += 4 }; return decodeReadBE32(b, i) }
         version = u16(); libVersion = u16(); versionNeeded = u16()
         method = u8(); level = u8(); flags = u32()
         if flags & 0x800 != 0 { filter = u32() }
@@ -92,21 +92,21 @@ struct LzopMember {
 
     func serializeHeader() -> [UInt8] {
         var h: [UInt8] = []
-        h += be16(version); h += be16(libVersion)
-        if !oldLayout { h += be16(versionNeeded) }
+        h += decodeBE16(version); h += decodeBE16(libVersion)
+        if !oldLayout { h += decodeBE16(versionNeeded) }
         h.append(method)
         if !oldLayout { h.append(level) }
-        h += be32(flags)
-        if flags & 0x800 != 0 { h += be32(filter) }
-        h += be32(mode); h += be32(mtimeLow)
-        if !oldLayout { h += be32(mtimeHigh) }
+        h += decodeBE32(flags)
+        if flags & 0x800 != 0 { h += decodeBE32(filter) }
+        h += decodeBE32(mode); h += decodeBE32(mtimeLow)
+        if !oldLayout { h += decodeBE32(mtimeHigh) }
         h.append(UInt8(name.count)); h += name
         let crc = flags & 0x1000 != 0
-        h += be32(crc ? testCRC32(h) : testAdler32(h))
+        h += decodeBE32(crc ? decodeCRC32(h) : decodeAdler32(h))
         var out = LzopFormat.magic + h
         if let extra = extraField {
-            let covered = be32(UInt32(extra.count)) + extra
-            out += covered + be32(crc ? testCRC32(covered) : testAdler32(covered))
+            let covered = decodeBE32(UInt32(extra.count)) + extra
+            out += covered + decodeBE32(crc ? decodeCRC32(covered) : decodeAdler32(covered))
         }
         return out
     }
@@ -121,9 +121,9 @@ struct LzopMember {
         let base = headerLength
         var i = 0
         while i + 4 <= rest.count {
-            let dlen = Int(readBE32(rest, i))
+            let dlen = Int(decodeReadBE32(rest, i))
             if dlen == 0 { break }
-            let clen = Int(readBE32(rest, i + 4))
+            let clen = Int(decodeReadBE32(rest, i + 4))
             var j = i + 8
             let sums = j
             if flags & 0x1 != 0 { j += 4 }
@@ -140,25 +140,25 @@ struct LzopMember {
 }
 
 /// Collects everything written (tests only; the data is small).
-final class CollectSink: ByteSink {
+final class DecodeCollectSink: ByteSink {
     var data = Data()
     func write(_ bytes: UnsafeRawBufferPointer) throws { data.append(contentsOf: bytes) }
 }
 
 /// Decodes `data` in memory; returns output and stats.
-func decodeAll(_ data: Data, threads: Int = 1, budget: Int = 24 << 20) throws -> (Data, LzopDecodeStats) {
-    let sink = CollectSink()
+func decodeInMemory(_ data: Data, threads: Int = 1, budget: Int = 24 << 20) throws -> (Data, LzopDecodeStats) {
+    let sink = DecodeCollectSink()
     let stats: LzopDecodeStats = try data.withUnsafeBytes { raw in
         if threads == 1 { return try lzopDecodeAll(raw, into: sink) }
-        return try LzopDecoder(threads: threads, memoryBudget: budget).decode(from: MemoryByteSource(raw), to: sink)
+        return try LzopDecoder(threads: threads, memoryBudget: budget).decode(from: LzopMemorySource(raw), to: sink)
     }
     return (sink.data, stats)
 }
 
 /// The format error `data` produces, or nil when it decodes.
-func formatError(_ data: Data, threads: Int = 1) -> LzopFormatError? {
+func decodeFormatError(_ data: Data, threads: Int = 1) -> LzopFormatError? {
     do {
-        _ = try decodeAll(data, threads: threads)
+        _ = try decodeInMemory(data, threads: threads)
         return nil
     } catch let e as LzopFormatError {
         return e
