@@ -76,3 +76,5 @@ char **rb_argv(void) { return saved_argv; }
 #include <sys/vfs.h>
 long rb_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) == 0 ? (long)s.f_type : -1; }
 long rb_statfs_type(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_type : -1; }
+
+int rb_syncfs(int fd) { return syncfs(fd); }

@@ -42,3 +42,6 @@ char **rb_argv(void);
 /* statfs(2) f_type (filesystem magic, e.g. 0x01021994 tmpfs); -1 on error. */
 long rb_fstatfs_type(int fd);
 long rb_statfs_type(const char *path);
+
+/* syncfs(2) (glibc declares it only under _GNU_SOURCE). */
+int rb_syncfs(int fd);
