@@ -297,6 +297,22 @@ final class ZeroFillFilesystemTests: XCTestCase {
         return out.isEmpty ? [] : out.split(separator: "\n").map(String.init)
     }
 
+    /// Runs a shell command whose children may stay behind (a FUSE daemon):
+    /// no pipes to wait on, only the exit status.
+    static func detached(_ command: String) throws -> Int32 {
+        let process = Process()
+        // Foundation notices a child's exit through a descriptor the child
+        // inherits; a daemon keeping it would hang the wait, so close them all.
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", "for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\" 2>/dev/null; fi; done; " + command]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
     /// A loop-mounted image; ntfs-3g goes through a loop device so the
     /// mount is fuseblk and unmounting waits for the daemon to finish.
     final class Mounted {
@@ -306,19 +322,23 @@ final class ZeroFillFilesystemTests: XCTestCase {
         init(image: String, fs: FS, at point: String, options: String = "") throws {
             self.point = point
             try? FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
-            let r: RunResult
+            var status: Int32 = 0
+            var errText = ""
             if fs == .ntfs {
                 let attach = try sh("losetup --find --show '\(image)'")
                 guard attach.status == 0 else { throw XCTSkip("no loop device: \(attach.stderr)") }
                 let device = attach.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
                 // The daemon must not inherit our pipes (runProgram waits for their EOF).
                 let log = point + ".ntfs-3g.log"
-                r = try sh("ntfs-3g \(options.isEmpty ? "" : "-o \(options)") '\(device)' '\(point)' </dev/null >/dev/null 2>'\(log)' || { cat '\(log)' >&2; exit 1; }")
-                if r.status != 0 { _ = try? sh("losetup -d '\(device)'") } else { loopDevice = device }
+                status = try ZeroFillFilesystemTests.detached("ntfs-3g \(options.isEmpty ? "" : "-o \(options)") '\(device)' '\(point)' </dev/null >/dev/null 2>'\(log)'")
+                errText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                if status != 0 { _ = try? sh("losetup -d '\(device)'") } else { loopDevice = device }
             } else {
-                r = try sh("mount -t \(fs.rawValue) -o loop\(options.isEmpty ? "" : ",\(options)") '\(image)' '\(point)'")
+                let r = try sh("mount -t \(fs.rawValue) -o loop\(options.isEmpty ? "" : ",\(options)") '\(image)' '\(point)'")
+                status = r.status
+                errText = r.stderr
             }
-            guard r.status == 0 else { throw XCTSkip("cannot mount \(fs.rawValue) image: \(r.stderr)") }
+            guard status == 0 else { throw XCTSkip("cannot mount \(fs.rawValue) image: \(errText)") }
         }
 
         private var loopDevice: String?
