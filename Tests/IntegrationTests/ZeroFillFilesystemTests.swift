@@ -65,14 +65,24 @@ final class ZeroFillFilesystemTests: XCTestCase {
     // MARK: - interruption and refusals
 
     func testInterruptedFillLeavesNothingAndFreesTheSpace() throws {
-        try requireRoot("loop-mounted ext4")
-        try requireFilesystem(.ext4)
+        try interruptMidFill(fs: .ext4, signal: SIGINT, name: "SIGINT")
+    }
+
+    func testTerminatedNtfsFillLeavesNoHiddenFile() throws {
+        // The hidden-name path (no O_TMPFILE on FUSE), killed with SIGTERM.
+        try interruptMidFill(fs: .ntfs, signal: SIGTERM, name: "SIGTERM")
+    }
+
+    func interruptMidFill(fs: FS, signal: Int32, name: String) throws {
+        try requireRoot("loop-mounted \(fs.rawValue)")
+        try requireFilesystem(fs)
         let dir = TempDir("zerofill-int")
-        let image = dir.file("ext4.img")
-        try makeImage(.ext4, image, size: 128 << 20)
+        let image = dir.file("img")
+        try makeImage(fs, image, size: 128 << 20)
         let mp = dir.file("mnt")
-        let m = try Mounted(image: image, fs: .ext4, at: mp)
+        let m = try Mounted(image: image, fs: fs, at: mp)
         defer { try? m.unmount() }
+        let baseline = try listing(mp)
         let freeBefore = try freeBytes(mp)
         // --rate keeps the fill slow enough to interrupt it mid-way for sure.
         let process = Process()
@@ -90,16 +100,19 @@ final class ZeroFillFilesystemTests: XCTestCase {
         }
         XCTAssertTrue(sawFill, "the fill never started")
         XCTAssertTrue(process.isRunning, "the fill ended before it could be interrupted")
-        process.interrupt()  // SIGINT
+        kill(process.processIdentifier, signal)
         process.waitUntilExit()
         let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(process.terminationStatus, 130, stderr)
-        XCTAssertTrue(stderr.contains("interrupted by SIGINT"), stderr)
+        XCTAssertEqual(process.terminationStatus, 128 + signal, stderr)
+        XCTAssertTrue(stderr.contains("interrupted by \(name)"), stderr)
         // The space is back at once, before any unmount.
         XCTAssertGreaterThanOrEqual(try freeBytes(mp) + (1 << 20), freeBefore)
-        XCTAssertEqual(try listing(mp), ["lost+found"])
+        XCTAssertEqual(try listing(mp), baseline)
         try m.unmount()
-        try shOK("e2fsck -fn '\(image)'")
+        if fs == .ext4 { try shOK("e2fsck -fn '\(image)'") }
+        let again = try Mounted(image: image, fs: fs, at: mp)
+        XCTAssertEqual(try listing(mp), baseline, "a fill file remained on disk")
+        try again.unmount()
     }
 
     func testReadOnlyMountFailsCleanly() throws {
