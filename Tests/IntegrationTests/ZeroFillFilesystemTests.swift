@@ -150,7 +150,7 @@ final class ZeroFillFilesystemTests: XCTestCase {
 
     func testNotADirectoryAndHelp() throws {
         let dir = TempDir()
-        FileManager.default.createFile(atPath: dir.file("f"), contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir.file("f"), contents: Data([1]))
         let r = try runProgram(try rescueboxBinary(), ["zerofill", dir.file("f")])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.hasPrefix("rescuebox zerofill: \(dir.file("f")): refused: not a directory"), r.stderr)

@@ -70,7 +70,7 @@ final class MountInfoTests: XCTestCase {
 final class ZeroFillerTests: XCTestCase {
     func testRefusesNonDirectory() throws {
         let dir = TempDir()
-        FileManager.default.createFile(atPath: dir.file("plain"), contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir.file("plain"), contents: Data([1]))
         XCTAssertThrowsError(try ZeroFiller(directory: dir.file("plain"), options: ZeroFillOptions())) { error in
             XCTAssertTrue("\(error)".contains("not a directory"), "\(error)")
         }
@@ -115,6 +115,44 @@ final class ZeroFillerTests: XCTestCase {
         let report = try ZeroFiller(directory: dir.path, options: options).run()
         XCTAssertEqual(report.bytesZeroed, 4 << 20)
         XCTAssertGreaterThanOrEqual(report.seconds, 0.2)
+    }
+}
+
+/// The refusal rules on made-up surveys (no such filesystem needed).
+final class RefusalRuleTests: XCTestCase {
+    func survey(_ magic: UInt64, readOnly: Bool = false, mount: MountEntry? = nil) -> FilesystemSurvey {
+        FilesystemSurvey(kind: .identify(magic), fragmentSize: 4096, blockSize: 4096,
+                         freeBytes: 1 << 30, availableBytes: 1 << 30, readOnly: readOnly, mount: mount)
+    }
+
+    func testZfsNeedsForceAndGetsAdvice() throws {
+        XCTAssertThrowsError(try ZeroFiller.check(survey(0x2FC1_2FC1), directory: "/tank", force: false)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix("/tank: refused: ZFS"), text)
+            XCTAssertTrue(text.contains("zpool trim") && text.contains("zpool initialize") && text.contains("--force"), text)
+        }
+        XCTAssertNoThrow(try ZeroFiller.check(survey(0x2FC1_2FC1), directory: "/tank", force: true))
+    }
+
+    func testReadOnlyAndPointlessEvenWithForce() {
+        XCTAssertThrowsError(try ZeroFiller.check(survey(0xEF53, readOnly: true), directory: "/mnt", force: true)) { error in
+            XCTAssertEqual("\(error)", "/mnt: refused: the filesystem is mounted read-only")
+        }
+        XCTAssertThrowsError(try ZeroFiller.check(survey(0x0102_1994), directory: "/run", force: true))
+        XCTAssertNoThrow(try ZeroFiller.check(survey(0xEF53), directory: "/", force: false))
+        XCTAssertNoThrow(try ZeroFiller.check(survey(0x9123_683E), directory: "/", force: false))
+    }
+
+    func testOverlayJudgedByItsUpperLayer() throws {
+        guard isTmpfs("/dev/shm") else { throw XCTSkip("/dev/shm is not tmpfs here") }
+        let onTmpfs = MountEntry.parse("40 22 0:45 / /merged rw - overlay overlay rw,lowerdir=/l,upperdir=/dev/shm,workdir=/w")
+        XCTAssertThrowsError(try ZeroFiller.check(survey(0x794C_7630, mount: onTmpfs), directory: "/merged", force: true)) { error in
+            XCTAssertTrue("\(error)".contains("upper layer (/dev/shm) is on tmpfs"), "\(error)")
+        }
+        let onDisk = MountEntry.parse("40 22 0:45 / /merged rw - overlay overlay rw,lowerdir=/l,upperdir=/var/tmp,workdir=/w")
+        if !isTmpfs("/var/tmp") {
+            XCTAssertNoThrow(try ZeroFiller.check(survey(0x794C_7630, mount: onDisk), directory: "/merged", force: false))
+        }
     }
 }
 
