@@ -204,7 +204,13 @@ public final class ZeroFiller {
             }
             // Durable before moving on: deleting (closing) a file whose
             // dirty pages never reached the disk would throw the zeros away.
-            try factory.syncFile(file)
+            do {
+                try factory.syncFile(file)
+            } catch let error as RescueError where error.errno == ENOSPC || error.errno == EDQUOT {
+                // Space allocated at writeback (NFS, thin volumes): the last
+                // buffered zeros found no room. What did reach the disk counts.
+                note("\(error.description) (the last buffered zeros found no room; the fill is complete)")
+            }
             switch end {
             case .fileSizeLimit:
                 if file.size == 0 {
