@@ -84,7 +84,7 @@ public func shOK(_ command: String, file: StaticString = #filePath, line: UInt =
 }
 
 public func which(_ program: String) throws -> String {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin:/usr/sbin:/sbin").split(separator: ":") + ["/usr/sbin", "/sbin"] {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin:/usr/sbin:/sbin").split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
         let candidate = "\(dir)/\(program)"
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }

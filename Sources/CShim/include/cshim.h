@@ -42,3 +42,10 @@ char **rb_argv(void);
 /* statfs(2) f_type (filesystem magic, e.g. 0x01021994 tmpfs); -1 on error. */
 long rb_fstatfs_type(int fd);
 long rb_statfs_type(const char *path);
+
+/* Extended attributes (security.selinux, POSIX ACLs) for ntpleap's safe
+   write: <sys/xattr.h> is not in Swift's Glibc module. */
+#include <stddef.h>
+ssize_t rb_flistxattr(int fd, char *list, size_t size);
+ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size);
+int rb_fsetxattr(int fd, const char *name, const void *value, size_t size);
