@@ -26,10 +26,11 @@ public struct Ddz: ParsableCommand {
         lzop); a partial output file is removed when compression fails or is
         interrupted. Compressed data is never written to a terminal unless -f.
         When the reader of stdout goes away (`ddz DISK | head -c1`), ddz stops
-        quietly with exit status 141, as a program killed by SIGPIPE would.
+        every thread and ends with one line "stdout: write: Broken pipe", exit 1.
 
-        Exit status: 0 done, 1 failed (message names device, offset, reason),
-        2 bad usage, 141 stdout closed, 128+N killed by signal N.
+        Exit status: 0 done, 1 failed (message names device, offset, reason;
+        also after --noerror replaced unreadable sectors), 2 bad usage,
+        128+N killed by signal N.
 
         EXAMPLES:
           ddz -1 /dev/sda > sda.img.lzo            image a disk, fastest level
@@ -194,10 +195,6 @@ struct DdzCompressJob {
                 meter.update(processed: inBytes, written: outBytes)
             })
             if let outFile { try outFile.close() }
-        } catch let error as RescueError where error.errno == EPIPE && output == nil {
-            meter.finish()
-            printVerbose("stdout: the reader went away (broken pipe); stopping")
-            throw AppletExit(ExitCode.signal(SIGPIPE))
         } catch {
             meter.finish()
             throw error
