@@ -61,7 +61,8 @@ public final class DiskReader {
     public private(set) var position: UInt64 = 0
     /// Re-read failed regions sector by sector and zero what stays unreadable.
     public var noError = false
-    /// Called for each newly found unreadable range (already merged into `badRanges`).
+    /// Called with each unreadable range once the failed request around it
+    /// has been recovered (adjacent bad sectors merged into one range).
     public var onBadRange: ((BadRange) -> Void)?
     public private(set) var badRanges: [BadRange] = []
     public private(set) var badBytes: UInt64 = 0
@@ -266,8 +267,14 @@ public final class DiskReader {
             pieces.append((vectors[i].iov_base!, take))
             left -= take
         }
+        foundRanges.removeAll()
         recoverRange(pieces: pieces, from: 0, to: length, at: at, knownBad: true)
+        for range in foundRanges { onBadRange?(range) }
+        foundRanges.removeAll()
     }
+
+    /// Bad ranges found by the current recovery, merged, reported at its end.
+    private var foundRanges: [BadRange] = []
 
     /// Pointer ranges for bytes [from, to) of the flattened target.
     private func slices(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) -> [iovec] {
@@ -345,12 +352,16 @@ public final class DiskReader {
 
     private func recordBad(offset: UInt64, length: UInt64) {
         badBytes += length
-        if var last = badRanges.last, last.offset + last.length == offset {
-            last.length += length
-            badRanges[badRanges.count - 1] = last
+        Self.merge(BadRange(offset: offset, length: length), into: &badRanges)
+        Self.merge(BadRange(offset: offset, length: length), into: &foundRanges)
+    }
+
+    private static func merge(_ range: BadRange, into list: inout [BadRange]) {
+        if var last = list.last, last.offset + last.length == range.offset {
+            last.length += range.length
+            list[list.count - 1] = last
         } else {
-            badRanges.append(BadRange(offset: offset, length: length))
+            list.append(range)
         }
-        onBadRange?(BadRange(offset: offset, length: length))
     }
 }
