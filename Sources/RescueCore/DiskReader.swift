@@ -189,12 +189,21 @@ public final class DiskReader {
     /// bytes read: the total of the buffers, less only at the end of input
     /// (end of file/device, or `count` reached). 0 means the end.
     public func read<C: Collection>(into buffers: C) throws -> Int where C.Element == UnsafeMutableRawBufferPointer {
-        var want = 0
-        for b in buffers { want += b.count }
+        var capacity = 0
+        for b in buffers { capacity += b.count }
+        var want = capacity
         if let remaining { want = Int(min(UInt64(want), remaining)) }
         guard want > 0 else { return 0 }
-        // Describe the first `want` bytes as iovecs.
-        var n = 0, left = want
+        // O_DIRECT moves whole sectors: an unaligned tail (end of a file,
+        // --count) is read rounded up when the buffers have room — the
+        // extra bytes are never returned — else without O_DIRECT.
+        var length = want
+        if file.isDirect && want % sectorSize != 0 {
+            let rounded = (want + sectorSize - 1) / sectorSize * sectorSize
+            if rounded <= capacity { length = rounded } else { file.disableDirect() }
+        }
+        // Describe the first `length` bytes as iovecs.
+        var n = 0, left = length
         for b in buffers where left > 0 {
             precondition(n < Self.maxVectors, "too many buffers in one read")
             let take = min(b.count, left)
@@ -202,11 +211,7 @@ public final class DiskReader {
             n += 1
             left -= take
         }
-        if file.isDirect && want % sectorSize != 0 {
-            // An unaligned tail (--count): O_DIRECT needs whole sectors.
-            file.disableDirect()
-        }
-        let done = try transfer(vectors: vectors, count: n, length: want, at: position)
+        let done = min(want, try transfer(vectors: vectors, count: n, length: length, at: position))
         position += UInt64(done)
         return done
     }

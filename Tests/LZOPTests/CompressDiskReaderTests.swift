@@ -51,6 +51,21 @@ final class CompressDiskReaderTests: XCTestCase {
         }
     }
 
+    /// Unaligned tails (end of file, --count) are read with O_DIRECT too,
+    /// and only the bytes asked for are returned.
+    func testUnalignedTailsStayDirect() throws {
+        let dir = TempDir()
+        let (path, data) = try makeFile(dir, 1_000_003)
+        let whole = try DiskReader.open(path)
+        let direct = whole.isDirect
+        XCTAssertTrue(try readAll(whole, piece: 1 << 20) == data)
+        XCTAssertEqual(whole.isDirect, direct, "the 1000003-byte file's tail did not turn O_DIRECT off")
+        let counted = try DiskReader.open(path, skip: 4096, count: 777_777)
+        XCTAssertTrue(try readAll(counted, piece: 65536) == data[4096..<(4096 + 777_777)])
+        XCTAssertEqual(counted.isDirect, direct)
+        XCTAssertEqual(counted.position, 777_777)
+    }
+
     func testScatterReadFillsBuffersInOrder() throws {
         let dir = TempDir()
         let (path, data) = try makeFile(dir, 1_000_000)
