@@ -75,7 +75,8 @@ final class DdzNoErrorTests: XCTestCase {
         XCTAssertTrue(plain.stderr.hasPrefix("rescuebox ddz: \(image): read at offset "), plain.stderr)
         XCTAssertTrue(plain.stderr.hasSuffix(": Input/output error\n"), plain.stderr)
 
-        let r = try runProgram(bin, ["ddz", "-1", "--noerror", image])
+        let map = dir.file("disk.map")
+        let r = try runProgram(bin, ["ddz", "-1", "--noerror", "--badmap", map, image])
         XCTAssertEqual(r.status, 1, "bad sectors make the exit status 1")
         let lines = r.stderr.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.filter { $0.contains("unreadable: bytes") }, [
@@ -89,5 +90,17 @@ final class DdzNoErrorTests: XCTestCase {
         for (offset, length) in bad { expected.replaceSubrange(offset..<offset + length, with: Data(count: length)) }
         XCTAssertEqual(back.stdout.count, data.count)
         XCTAssertTrue(back.stdout == expected, "output is the image with zeros exactly in the bad ranges")
+
+        // The GNU ddrescue map file names exactly the bad ranges.
+        let mapLines = try String(contentsOfFile: map, encoding: .utf8).split(separator: "\n").map(String.init)
+        func hex(_ v: Int) -> String { String(format: "0x%08X", v) }
+        XCTAssertEqual(mapLines.filter { !$0.hasPrefix("#") }, [
+            "\(hex(3_000_000))     +               1",
+            "\(hex(0))  \(hex(153_600))  +",
+            "\(hex(153_600))  \(hex(4096))  -",
+            "\(hex(157_696))  \(hex(1_052_160 - 157_696))  +",
+            "\(hex(1_052_160))  \(hex(512))  -",
+            "\(hex(1_052_672))  \(hex(3_000_000 - 1_052_672))  +",
+        ])
     }
 }
