@@ -16,11 +16,11 @@
 #
 #   BENCH_DATA_SIZE=1G   image size (scripts/bench-data.sh)
 #   BENCH_ZERO_SIZE=2G   size of the all-zero device (sparse file)
-#   BENCH_RUNS=5         runs per command (median)
+#   BENCH_RUNS=3         runs per command (median; plus one warm-up)
 #   RESCUEBOX_BIN        default dist/rescuebox (the static release binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${BENCH_RUNS:-5}
+RUNS=${BENCH_RUNS:-3}
 BIN=${RESCUEBOX_BIN:-$PWD/dist/rescuebox}
 [ -x "$BIN" ] || { echo "bench-ddz.sh: build first: ./build-static.sh" >&2; exit 1; }
 for tool in lzop hyperfine python3 dd; do
