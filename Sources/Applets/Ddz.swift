@@ -26,17 +26,19 @@ public struct Ddz: ParsableCommand {
         lzop); a partial output file is removed when compression fails or is
         interrupted. Compressed data is never written to a terminal unless -f.
         When the reader of stdout goes away (`ddz DISK | head -c1`), ddz stops
-        quietly with exit status 141, as a program killed by SIGPIPE would.
+        every thread and ends with one line "stdout: write: Broken pipe", exit 1.
 
-        Exit status: 0 done, 1 failed (message names device, offset, reason),
-        2 bad usage, 141 stdout closed, 128+N killed by signal N.
+        Exit status: 0 done, 1 failed (message names device, offset, reason;
+        also after --noerror replaced unreadable sectors), 2 bad usage,
+        128+N killed by signal N.
 
         EXAMPLES:
           ddz -1 /dev/sda > sda.img.lzo            image a disk, fastest level
           ddz /dev/sda | ssh backup 'cat > sda.lzo'
           ddz --skip 1M --count 512M /dev/sdb -o part.lzo
           ddz -9 --crc32 -T 4 disk.img -o disk.img.lzo
-          ddz --noerror /dev/sdc -o rescued.lzo    zero unreadable sectors, keep going
+          ddz --noerror --badmap sdc.map /dev/sdc -o rescued.lzo
+                                                   zero unreadable sectors, keep going, map them
           lzop -t sda.img.lzo && lzop -dc sda.img.lzo | cmp - /dev/sda
           ddz -d sda.img.lzo -o /dev/sda           restore
         """
@@ -95,6 +97,11 @@ public struct Ddz: ParsableCommand {
           help: "On read errors, re-read sector by sector, write zeros for unreadable sectors and go on.")
     var noError = false
 
+    @Option(name: .customLong("badmap"),
+            help: ArgumentHelp("After the run, write a GNU ddrescue map file of what was read and what was unreadable.",
+                               valueName: "file"))
+    var badMap: String?
+
     @Flag(name: .customLong("no-sparse"), help: "With -d into a regular file: write zero blocks instead of making holes.")
     var noSparse = false
 
@@ -120,8 +127,8 @@ public struct Ddz: ParsableCommand {
             throw ValidationError("--threads must be between 1 and 1024, not \(threads)")
         }
         if decompress || test {
-            if bs != nil || skip != nil || count != nil || noError || noDirect {
-                throw ValidationError("--bs, --skip, --count, --noerror and --no-direct apply to compression only")
+            if bs != nil || skip != nil || count != nil || noError || noDirect || badMap != nil {
+                throw ValidationError("--bs, --skip, --count, --noerror, --badmap and --no-direct apply to compression only")
             }
         }
         if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
@@ -141,7 +148,7 @@ public struct Ddz: ParsableCommand {
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
             threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 1 << 20),
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: !noDirect, noError: noError,
-            progress: progress, force: force
+            badMap: badMap, progress: progress, force: force
         ).run()
     }
 }
@@ -157,6 +164,7 @@ struct DdzCompressJob {
     var count: UInt64?
     var direct: Bool
     var noError: Bool
+    var badMap: String?
     var progress: Bool
     var force: Bool
 
@@ -194,10 +202,6 @@ struct DdzCompressJob {
                 meter.update(processed: inBytes, written: outBytes)
             })
             if let outFile { try outFile.close() }
-        } catch let error as RescueError where error.errno == EPIPE && output == nil {
-            meter.finish()
-            printVerbose("stdout: the reader went away (broken pipe); stopping")
-            throw AppletExit(ExitCode.signal(SIGPIPE))
         } catch {
             meter.finish()
             throw error
@@ -211,6 +215,13 @@ struct DdzCompressJob {
         printStderr(line)
         printVerbose("\(summary.blocks) blocks: \(summary.zeroBlocks) all-zero, \(summary.storedBlocks) stored raw; "
                      + "\(threads) worker threads, O_DIRECT \(reader.isDirect ? "on" : "off")")
+        if let badMap {
+            let map = ddrescueMapfile(start: reader.skip, length: summary.inputBytes, bad: reader.badRanges,
+                                      commandLine: processArguments().joined(separator: " "))
+            let file = try OpenFile.open(badMap, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+            try file.writeAll(Array(map.utf8))
+            try file.close()
+        }
         if reader.badBytes > 0 {
             printError("\(reader.name): \(reader.badBytes) unreadable bytes in \(reader.badRanges.count) ranges written as zeros")
             throw AppletExit(ExitCode.failure)

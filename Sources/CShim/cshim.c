@@ -81,3 +81,4 @@ long rb_statfs_type(const char *path) { struct statfs s; return statfs(path, &s)
 ssize_t rb_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
 ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size) { return fsetxattr(fd, name, value, size, 0); }
+int rb_syncfs(int fd) { return syncfs(fd); }

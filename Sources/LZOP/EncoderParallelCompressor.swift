@@ -66,7 +66,8 @@ public final class ParallelCompressor {
     public var outputOffset: UInt64 = 0
     /// Write the end-of-member marker (four zero bytes) after the last block.
     public var writeEndMarker = true
-    /// Pool size override (tests); default 2 x threads + 2 x blocks per request + 2.
+    /// Pool size override (tests); default 2 x threads + 2 x blocks per
+    /// request + 2, never less than blocks per request + 1.
     public var poolSlots: Int?
 
     public init(options: LzopCompressionOptions, threads: Int = WorkerThread.onlineProcessors,
@@ -85,11 +86,18 @@ public final class ParallelCompressor {
                     onBlock: ((BlockRecord) throws -> Void)? = nil,
                     onProgress: ((_ inputBytes: UInt64, _ outputBytes: UInt64) -> Void)? = nil) throws -> Summary {
         let blockSize = LzopFormat.blockSize
-        let startOffset = firstBlock * UInt64(blockSize)
+        var startOffset = firstBlock * UInt64(blockSize)
+        // Resuming after the (short) last block: only the end marker is left.
+        if let total = reader.totalSize, startOffset > total, startOffset - total < UInt64(blockSize) {
+            startOffset = total
+        }
         if reader.position != startOffset { try reader.seek(to: startOffset) }
 
         let blocksPerRequest = max(1, (reader.requestSize + blockSize - 1) / blockSize)
-        let slotCount = max(2, poolSlots ?? (2 * threads + 2 * blocksPerRequest + 2))
+        // A request may span a partly filled block plus blocksPerRequest new
+        // ones, all held by the reader until the read returns: fewer slots
+        // than that would deadlock.
+        let slotCount = max(blocksPerRequest + 1, poolSlots ?? (2 * threads + 2 * blocksPerRequest + 2))
         let pool = BlockingQueue<CompressSlot>(capacity: slotCount)
         let work = BlockingQueue<CompressSlot>(capacity: slotCount)
         var slots: [CompressSlot] = []

@@ -61,7 +61,8 @@ public final class DiskReader {
     public private(set) var position: UInt64 = 0
     /// Re-read failed regions sector by sector and zero what stays unreadable.
     public var noError = false
-    /// Called for each newly found unreadable range (already merged into `badRanges`).
+    /// Called with each unreadable range once the failed request around it
+    /// has been recovered (adjacent bad sectors merged into one range).
     public var onBadRange: ((BadRange) -> Void)?
     public private(set) var badRanges: [BadRange] = []
     public private(set) var badBytes: UInt64 = 0
@@ -188,12 +189,21 @@ public final class DiskReader {
     /// bytes read: the total of the buffers, less only at the end of input
     /// (end of file/device, or `count` reached). 0 means the end.
     public func read<C: Collection>(into buffers: C) throws -> Int where C.Element == UnsafeMutableRawBufferPointer {
-        var want = 0
-        for b in buffers { want += b.count }
+        var capacity = 0
+        for b in buffers { capacity += b.count }
+        var want = capacity
         if let remaining { want = Int(min(UInt64(want), remaining)) }
         guard want > 0 else { return 0 }
-        // Describe the first `want` bytes as iovecs.
-        var n = 0, left = want
+        // O_DIRECT moves whole sectors: an unaligned tail (end of a file,
+        // --count) is read rounded up when the buffers have room — the
+        // extra bytes are never returned — else without O_DIRECT.
+        var length = want
+        if file.isDirect && want % sectorSize != 0 {
+            let rounded = (want + sectorSize - 1) / sectorSize * sectorSize
+            if rounded <= capacity { length = rounded } else { file.disableDirect() }
+        }
+        // Describe the first `length` bytes as iovecs.
+        var n = 0, left = length
         for b in buffers where left > 0 {
             precondition(n < Self.maxVectors, "too many buffers in one read")
             let take = min(b.count, left)
@@ -201,11 +211,7 @@ public final class DiskReader {
             n += 1
             left -= take
         }
-        if file.isDirect && want % sectorSize != 0 {
-            // An unaligned tail (--count): O_DIRECT needs whole sectors.
-            file.disableDirect()
-        }
-        let done = try transfer(vectors: vectors, count: n, length: want, at: position)
+        let done = min(want, try transfer(vectors: vectors, count: n, length: length, at: position))
         position += UInt64(done)
         return done
     }
@@ -266,8 +272,14 @@ public final class DiskReader {
             pieces.append((vectors[i].iov_base!, take))
             left -= take
         }
+        foundRanges.removeAll()
         recoverRange(pieces: pieces, from: 0, to: length, at: at, knownBad: true)
+        for range in foundRanges { onBadRange?(range) }
+        foundRanges.removeAll()
     }
+
+    /// Bad ranges found by the current recovery, merged, reported at its end.
+    private var foundRanges: [BadRange] = []
 
     /// Pointer ranges for bytes [from, to) of the flattened target.
     private func slices(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) -> [iovec] {
@@ -345,12 +357,16 @@ public final class DiskReader {
 
     private func recordBad(offset: UInt64, length: UInt64) {
         badBytes += length
-        if var last = badRanges.last, last.offset + last.length == offset {
-            last.length += length
-            badRanges[badRanges.count - 1] = last
+        Self.merge(BadRange(offset: offset, length: length), into: &badRanges)
+        Self.merge(BadRange(offset: offset, length: length), into: &foundRanges)
+    }
+
+    private static func merge(_ range: BadRange, into list: inout [BadRange]) {
+        if var last = list.last, last.offset + last.length == range.offset {
+            last.length += range.length
+            list[list.count - 1] = last
         } else {
-            badRanges.append(BadRange(offset: offset, length: length))
+            list.append(range)
         }
-        onBadRange?(BadRange(offset: offset, length: length))
     }
 }

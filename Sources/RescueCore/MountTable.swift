@@ -2,25 +2,101 @@
 import Glibc
 #endif
 
-/// One line of /proc/self/mounts.
+/// One line of /proc/self/mountinfo: the mount of a device, its type and
+/// options (the filesystem's own "super" options come after " - ").
 public struct MountEntry: Equatable {
-    public let source: String
+    public let device: (major: UInt32, minor: UInt32)
     public let mountPoint: String
     public let fsType: String
-    public let options: [String]
-    public var isReadOnly: Bool { options.contains("ro") }
+    public let source: String
+    public let mountOptions: [String]
+    public let superOptions: [String]
+
+    public static func == (a: MountEntry, b: MountEntry) -> Bool {
+        a.device == b.device && a.mountPoint == b.mountPoint && a.fsType == b.fsType
+            && a.source == b.source && a.mountOptions == b.mountOptions && a.superOptions == b.superOptions
+    }
+
+    /// Parses one mountinfo line; nil when it is malformed.
+    public static func parse(_ line: Substring) -> MountEntry? {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+        guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count >= dash + 4 else { return nil }
+        let numbers = fields[2].split(separator: ":")
+        guard numbers.count == 2, let major = UInt32(numbers[0]), let minor = UInt32(numbers[1]) else { return nil }
+        return MountEntry(
+            device: (major, minor), mountPoint: unescape(fields[4]), fsType: String(fields[dash + 1]),
+            source: unescape(fields[dash + 2]),
+            mountOptions: fields[5].split(separator: ",").map(String.init),
+            superOptions: splitOptions(fields[dash + 3]))
+    }
+
+    /// The value of a `key=value` super option (e.g. overlay's upperdir).
+    public func superOption(_ key: String) -> String? {
+        for option in superOptions where option.hasPrefix(key + "=") {
+            return String(option.dropFirst(key.count + 1))
+        }
+        return nil
+    }
+
+    public func hasOption(prefix: String) -> Bool {
+        (mountOptions + superOptions).contains { $0 == prefix || $0.hasPrefix(prefix + "=") || $0.hasPrefix(prefix + ":") }
+    }
+
+    /// Super options are comma-separated; overlay escapes a comma inside a
+    /// path with a backslash.
+    static func splitOptions(_ text: Substring) -> [String] {
+        var options: [String] = []
+        var current = ""
+        var escaped = false
+        for ch in unescape(text) {
+            if escaped { current.append(ch); escaped = false; continue }
+            if ch == "\\" { escaped = true; continue }
+            if ch == "," { options.append(current); current = ""; continue }
+            current.append(ch)
+        }
+        options.append(current)
+        return options.filter { !$0.isEmpty }
+    }
+
+    /// mountinfo writes space, tab, newline and backslash as \ooo.
+    public static func unescape(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        let utf8 = Array(text.utf8)
+        var i = 0
+        while i < utf8.count {
+            if utf8[i] == UInt8(ascii: "\\"), i + 3 < utf8.count,
+               utf8[(i + 1)...(i + 3)].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) {
+                let d = utf8[(i + 1)...(i + 3)].map { Int($0 - 0x30) }
+                bytes.append(UInt8(truncatingIfNeeded: d[0] * 64 + d[1] * 8 + d[2]))
+                i += 4
+                continue
+            }
+            bytes.append(utf8[i])
+            i += 1
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The mount entry for the device `dev` (st_dev), from mountinfo text;
+    /// the last match wins (the most recent mount).
+    public static func find(device dev: UInt64, in text: String) -> MountEntry? {
+        let key = (major(dev_t(dev)), minor(dev_t(dev)))
+        var found: MountEntry?
+        for line in text.split(separator: "\n") {
+            if let entry = parse(line), entry.device == key { found = entry }
+        }
+        return found
+    }
+
+    public static func readMountInfo() -> String? {
+        try? readSmallFile("/proc/self/mountinfo")
+    }
 }
 
 /// The kernel's table of mounts, and whether a block device is in use.
 public enum MountTable {
-    public static func entries(path: String = "/proc/self/mounts") -> [MountEntry] {
-        guard let text = try? readSmallFile(path) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map { unescape(String($0)) }
-            guard fields.count >= 4 else { return nil }
-            return MountEntry(source: fields[0], mountPoint: fields[1], fsType: fields[2],
-                              options: fields[3].split(separator: ",").map(String.init))
-        }
+    public static func entries() -> [MountEntry] {
+        (MountEntry.readMountInfo() ?? "").split(separator: "\n").compactMap(MountEntry.parse)
     }
 
     /// Mounts whose source is `device`, one of its partitions, or a device
@@ -30,10 +106,8 @@ public enum MountTable {
         guard stat(device, &st) == 0, (st.st_mode & S_IFMT) == S_IFBLK else { return [] }
         let target = sysfsName(st.st_rdev)
         return entries().filter { entry in
-            var es = stat()
-            guard entry.source.hasPrefix("/"), stat(entry.source, &es) == 0, (es.st_mode & S_IFMT) == S_IFBLK else { return false }
-            if es.st_rdev == st.st_rdev { return true }
-            guard let target, let path = realPath("/sys/dev/block/\(major(es.st_rdev)):\(minor(es.st_rdev))") else { return false }
+            if entry.device == (major(st.st_rdev), minor(st.st_rdev)) { return true }
+            guard let target, let path = realPath("/sys/dev/block/\(entry.device.major):\(entry.device.minor)") else { return false }
             let parts = path.split(separator: "/")
             let name = parts.last.map(String.init) ?? ""
             // A partition's sysfs directory sits inside its disk's.
@@ -58,24 +132,9 @@ public enum MountTable {
         realPath("/sys/dev/block/\(major(dev)):\(minor(dev))").flatMap { $0.split(separator: "/").last.map(String.init) }
     }
 
-    /// /proc/mounts writes space, tab, newline and backslash as \ooo.
-    static func unescape(_ field: String) -> String {
-        guard field.contains("\\") else { return field }
-        var out: [UInt8] = []
-        let b = Array(field.utf8)
-        var i = 0
-        while i < b.count {
-            if b[i] == UInt8(ascii: "\\"), i + 3 < b.count,
-               let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v); i += 4
-            } else {
-                out.append(b[i]); i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
+/// gnu_dev_major / gnu_dev_minor (macros in C).
 public func major(_ dev: dev_t) -> UInt32 { UInt32(((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000)) }
 public func minor(_ dev: dev_t) -> UInt32 { UInt32((dev & 0xff) | ((dev >> 12) & 0xffff_ff00)) }
 

@@ -4,9 +4,9 @@ import TestSupport
 
 final class MountTableTests: XCTestCase {
     func testUnescape() {
-        XCTAssertEqual(MountTable.unescape("/mnt/my\\040disk"), "/mnt/my disk")
-        XCTAssertEqual(MountTable.unescape("/plain"), "/plain")
-        XCTAssertEqual(MountTable.unescape("/odd\\04"), "/odd\\04")
+        XCTAssertEqual(MountEntry.unescape("/mnt/my\\040disk"), "/mnt/my disk")
+        XCTAssertEqual(MountEntry.unescape("/plain"), "/plain")
+        XCTAssertEqual(MountEntry.unescape("/odd\\04"), "/odd\\04")
     }
 
     func testRootIsMounted() {

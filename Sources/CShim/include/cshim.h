@@ -49,3 +49,5 @@ long rb_statfs_type(const char *path);
 ssize_t rb_flistxattr(int fd, char *list, size_t size);
 ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size);
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size);
+/* syncfs(2) (glibc declares it only under _GNU_SOURCE). */
+int rb_syncfs(int fd);
