@@ -123,6 +123,7 @@ public final class BackupJob {
         defer { stopKeepAlive = true; keepAlive.join() }
 
         var attempt = 0
+        var everTransferred = false
         var delay = options.retryDelay
         var inputBytes: UInt64 = 0
         while true {
@@ -138,6 +139,7 @@ public final class BackupJob {
                 }
                 try upload.begin(at: offset)
                 transferring = true
+                everTransferred = true
                 let sink = RegeneratingSink(inner: upload, position: offset == 0 ? 0 : blockStart, skipUntil: offset,
                                             hash: options.manifest ? { [unowned self] in hash($0, at: $1) } : nil)
                 if let blocks = totalBlocks, block >= blocks {
@@ -170,7 +172,10 @@ public final class BackupJob {
                 let refused = rescue.reason.hasPrefix("server replied 5")
                 let permanent = rescue.exitCode == ExitCode.usage || rescue.operation.hasPrefix("login")
                     || (refused && !transferring) || rescue.reason.hasPrefix("server replied 552")
-                let resumable = reader.isSeekable && !fromSource && !permanent && attempt < options.retries
+                // Retrying is for connections that worked and broke, not for
+                // a server that never answered (a typo, a firewall).
+                let resumable = reader.isSeekable && !fromSource && !permanent && everTransferred
+                    && attempt < options.retries
                 guard resumable else {
                     meter.finish()
                     Cleanup.unregister(cleanup)
