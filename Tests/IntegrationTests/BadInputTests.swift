@@ -12,6 +12,9 @@ final class BadInputTests: XCTestCase {
         /// The whole stderr line, with WORK standing for the work folder.
         let message: String
         var user: String? = nil
+        /// Run in a new, empty network namespace (`unshare -n`): a DNS query
+        /// for an unknown host then fails at once and never leaves the machine.
+        var isolated = false
     }
 
     func testTable() throws {
@@ -51,6 +54,9 @@ final class BadInputTests: XCTestCase {
                  message: "rescuebox ftpget: 127.0.0.1:1: connect to 127.0.0.1:1: Connection refused"),
             Case(args: ["ftpput", "127.0.0.1:99999", "x", "WORK/file"], status: 2,
                  message: "rescuebox ftpput: invalid port '99999' (see 'rescuebox ftpput --help')"),
+            Case(args: ["ftpput", "no-such-host.invalid", "x", "WORK/file"], status: 1,
+                 message: "rescuebox ftpput: no-such-host.invalid: resolve: not in /etc/hosts; DNS: Network is unreachable",
+                 isolated: true),
             Case(args: ["ftpput", "127.0.0.1", "x", "WORK/missing"], status: 1,
                  message: "rescuebox ftpput: WORK/missing: open: No such file or directory"),
             Case(args: ["backup", "WORK/missing", "WORK/out.lzo"], status: 1,
@@ -66,7 +72,10 @@ final class BadInputTests: XCTestCase {
         for c in cases {
             let args = c.args.map { $0.replacingOccurrences(of: "WORK", with: work.path) }
             let r: RunResult
-            if let user = c.user {
+            if c.isolated {
+                guard getuid() == 0 else { continue }
+                r = try runProgram("/usr/bin/unshare", ["-n", bin] + args, timeout: 60)
+            } else if let user = c.user {
                 guard getuid() == 0 else { continue }
                 r = try runProgram("/usr/bin/setpriv", ["--reuid=\(user)", "--regid=nogroup", "--clear-groups", bin] + args, timeout: 60)
             } else {
