@@ -95,7 +95,7 @@ final class DecoderBlockWorker {
         if block.clen < block.dlen {
             let view = UnsafeRawBufferPointer(payload)
             if let stored = block.compressedAdler {
-                let computed = DecoderChecksum.adler32(view)
+                let computed = LzopChecksum.adler32(view)
                 if computed != stored {
                     pool.put(block.payload)
                     throw LzopFormatError(.compressedChecksum, at: block.offset,
@@ -103,7 +103,7 @@ final class DecoderBlockWorker {
                 }
             }
             if let stored = block.compressedCRC {
-                let computed = DecoderChecksum.crc32(view)
+                let computed = LzopChecksum.crc32(view)
                 if computed != stored {
                     pool.put(block.payload)
                     throw LzopFormatError(.compressedChecksum, at: block.offset,
@@ -130,7 +130,7 @@ final class DecoderBlockWorker {
         if block.filter > 0 { Self.unfilter(bytes, width: block.filter) }
         let view = UnsafeRawBufferPointer(bytes)
         if let stored = block.dataAdler {
-            let computed = DecoderChecksum.adler32(view)
+            let computed = LzopChecksum.adler32(view)
             if computed != stored {
                 releaseAfterFailure(block, data)
                 throw LzopFormatError(.dataChecksum, at: block.offset,
@@ -138,7 +138,7 @@ final class DecoderBlockWorker {
             }
         }
         if let stored = block.dataCRC {
-            let computed = DecoderChecksum.crc32(view)
+            let computed = LzopChecksum.crc32(view)
             if computed != stored {
                 releaseAfterFailure(block, data)
                 throw LzopFormatError(.dataChecksum, at: block.offset,

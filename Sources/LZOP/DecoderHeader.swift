@@ -175,36 +175,6 @@ final class DecoderInput {
     }
 }
 
-enum DecoderChecksum {
-    static func adler32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 1) -> UInt32 {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
-        var value = UInt(seed)
-        var p = base.assumingMemoryBound(to: UInt8.self)
-        var left = bytes.count
-        while left > 0 {
-            let n = min(left, 1 << 30)
-            value = CZlib.adler32(value, p, UInt32(n))
-            p += n
-            left -= n
-        }
-        return UInt32(truncatingIfNeeded: value)
-    }
-
-    static func crc32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-        guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
-        var value = UInt(seed)
-        var p = base.assumingMemoryBound(to: UInt8.self)
-        var left = bytes.count
-        while left > 0 {
-            let n = min(left, 1 << 30)
-            value = CZlib.crc32(value, p, UInt32(n))
-            p += n
-            left -= n
-        }
-        return UInt32(truncatingIfNeeded: value)
-    }
-}
-
 enum DecoderHeaderReader {
     /// What lzop 1.04 can extract (its own version); newer "version needed" is refused.
     static let newestReadable: UInt16 = 0x1040
@@ -292,7 +262,7 @@ enum DecoderHeaderReader {
             h.name = String(decoding: name, as: UTF8.self)
         }
         let useCRC = h.has.contains(.headerCRC32)
-        let expected = bytes.withUnsafeBytes { useCRC ? DecoderChecksum.crc32($0) : DecoderChecksum.adler32($0) }
+        let expected = bytes.withUnsafeBytes { useCRC ? LzopChecksum.crc32($0) : LzopChecksum.adler32($0) }
         let checksumAt = input.offset
         let stored = try input.readBE32(what)
         if stored != expected {
@@ -331,10 +301,10 @@ enum DecoderHeaderReader {
             var adler: UInt32 = 1
             var crc: UInt32 = 0
             let length = try input.readBE32("extra field")
-            withUnsafeBytes(of: length.bigEndian) { adler = DecoderChecksum.adler32($0, seed: adler); crc = DecoderChecksum.crc32($0, seed: crc) }
+            withUnsafeBytes(of: length.bigEndian) { adler = LzopChecksum.adler32($0, seed: adler); crc = LzopChecksum.crc32($0, seed: crc) }
             try input.skip(UInt64(length), "extra field") { part in
-                adler = DecoderChecksum.adler32(part, seed: adler)
-                crc = DecoderChecksum.crc32(part, seed: crc)
+                adler = LzopChecksum.adler32(part, seed: adler)
+                crc = LzopChecksum.crc32(part, seed: crc)
             }
             let stored = try input.readBE32("extra field")
             if stored != (useCRC ? crc : adler) {

@@ -70,8 +70,8 @@ public final class LzopBlockCompressor {
     public func compress(input: UnsafeMutableRawPointer, length: Int, output: UnsafeMutableRawPointer) -> Frame {
         precondition(length > 0 && length <= LzopFormat.blockSize)
         var dataAdler: UInt32 = 0, dataCRC: UInt32 = 0
-        if adler { dataAdler = EncoderChecksum.adler32Vector(input, length) }
-        if crc { dataCRC = EncoderChecksum.crc32(input, length) }
+        if adler { dataAdler = LzopChecksum.adler32Vector(input, length) }
+        if crc { dataCRC = LzopChecksum.crc32(UnsafeRawBufferPointer(start: input, count: length)) }
 
         let src = input.assumingMemoryBound(to: UInt8.self)
         let dst = (output + Self.frameHeaderRoom).assumingMemoryBound(to: UInt8.self)

@@ -95,8 +95,8 @@ public struct LzopEncoderHeader: Sendable, Equatable {
         body.append(UInt8(nameBytes.count))
         body += nameBytes
         let check = body.withUnsafeBytes { raw in
-            options.crc32 ? EncoderChecksum.crc32(raw.baseAddress!, raw.count)
-                          : EncoderChecksum.adler32(raw.baseAddress!, raw.count)
+            options.crc32 ? LzopChecksum.crc32(UnsafeRawBufferPointer(raw))
+                          : LzopChecksum.adler32(UnsafeRawBufferPointer(raw))
         }
         put32(check)
         out += body

@@ -4,6 +4,7 @@ import Foundation
 import XCTest
 
 public struct RunResult {
+    /// The exit status, or 128 + N when killed by signal N (as a shell says).
     public let status: Int32
     public let stdout: Data
     public let stderr: String

@@ -1,17 +1,37 @@
 import CZlib
 
-/// The encoder's checksums: zlib's adler32(1, ...) and crc32(0, ...) give
-/// exactly lzop's lzo_adler32 and lzo_crc32 values.
-enum EncoderChecksum {
+/// lzop's checksums, for the encoder and the decoder: zlib's adler32(1, ...)
+/// and crc32(0, ...) give exactly lzop's lzo_adler32 and lzo_crc32 values.
+enum LzopChecksum {
+    /// Adler-32 with `seed` (1 starts a new one): the vector version below.
     @inline(__always)
-    static func adler32(_ pointer: UnsafeRawPointer, _ count: Int) -> UInt32 {
-        var value: UInt = CZlib.adler32(0, nil, 0)  // 1
-        var p = pointer.assumingMemoryBound(to: UInt8.self)
-        var left = count
-        // zlib takes a uInt length; blocks are small, but stay correct for any size.
+    static func adler32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 1) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
+        return adler32Vector(base, bytes.count, initial: seed)
+    }
+
+    /// zlib's scalar Adler-32: the reference the vector version is tested against.
+    static func zlibAdler32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 1) -> UInt32 {
+        chunked(bytes, seed) { CZlib.adler32($0, $1, $2) }
+    }
+
+    /// CRC-32 with `seed` (0 starts a new one), zlib's.
+    @inline(__always)
+    static func crc32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
+        chunked(bytes, seed) { CZlib.crc32($0, $1, $2) }
+    }
+
+    /// zlib takes a uInt length; stay correct for any size.
+    @inline(__always)
+    private static func chunked(_ bytes: UnsafeRawBufferPointer, _ seed: UInt32,
+                                _ update: (UInt, UnsafePointer<UInt8>, UInt32) -> UInt) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
+        var value = UInt(seed)
+        var p = base.assumingMemoryBound(to: UInt8.self)
+        var left = bytes.count
         while left > 0 {
             let n = min(left, 1 << 30)
-            value = CZlib.adler32(value, p, UInt32(n))
+            value = update(value, p, UInt32(n))
             p += n
             left -= n
         }
@@ -59,20 +79,6 @@ enum EncoderChecksum {
         s1 %= base
         s2 %= base
         return UInt32(s2 << 16 | s1)
-    }
-
-    @inline(__always)
-    static func crc32(_ pointer: UnsafeRawPointer, _ count: Int) -> UInt32 {
-        var value: UInt = CZlib.crc32(0, nil, 0)  // 0
-        var p = pointer.assumingMemoryBound(to: UInt8.self)
-        var left = count
-        while left > 0 {
-            let n = min(left, 1 << 30)
-            value = CZlib.crc32(value, p, UInt32(n))
-            p += n
-            left -= n
-        }
-        return UInt32(truncatingIfNeeded: value)
     }
 }
 
