@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import XCTest
 import TestSupport
 
@@ -190,6 +191,11 @@ final class FaultyDisk {
         try process.run()
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: disk) { usleep(50_000) }
         guard FileManager.default.fileExists(atPath: disk) else { stop(); throw XCTSkip("the FUSE disk did not mount") }
+    }
+
+    /// The disk's server dies: reads fail with ENOTCONN, as a pulled disk's do.
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
     func stop() {

@@ -124,3 +124,31 @@ final class BadInputTests: XCTestCase {
         }
     }
 }
+
+/// A device that vanishes mid-read: the FUSE disk's server is killed while
+/// ddz waits on a stalled read. One line naming the device, the offset and
+/// the system's reason; the output file is removed.
+final class VanishingDeviceTests: XCTestCase {
+    func testDiskVanishesDuringRead() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir("rescuebox-vanish")
+        try shOK("head -c 8M /dev/urandom > '\(dir.file("disk.img"))'")
+        let disk = try FaultyDisk(image: dir.file("disk.img"), mountPoint: dir.file("fuse"), stall: (4 << 20, (4 << 20) + 1, 30))
+        defer { disk.stop() }
+        let ddz = Process()
+        ddz.executableURL = URL(fileURLWithPath: bin)
+        ddz.arguments = ["ddz", disk.disk, "-o", dir.file("out.lzo")]
+        let err = Pipe()
+        ddz.standardError = err
+        try ddz.run()
+        usleep(1_500_000)
+        disk.kill()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ddz.waitUntilExit()
+        XCTAssertEqual(ddz.terminationStatus, 1, stderr)
+        XCTAssertEqual(stderr.split(separator: "\n").count, 1, stderr)
+        XCTAssertTrue(stderr.hasPrefix("rescuebox ddz: \(disk.disk): read at offset "), stderr)
+        XCTAssertTrue(stderr.contains("Transport endpoint is not connected") || stderr.contains("Software caused connection abort"), stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("out.lzo")))
+    }
+}
