@@ -30,5 +30,19 @@ export RESCUEBOX_BIN="$PWD/dist/rescuebox"
 # A short fuzzing round of every parser (longer: FUZZ_SECONDS=600 scripts/fuzz.sh).
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
 
-
-swift test "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# XCTest's total, restated as the plain closing line (swift test ends with
+# Swift Testing's own "0 tests" line, since every test here is XCTest).
+summary=$(grep -E "Executed [0-9]+ tests?, with" "$log" | tail -1)
+executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+skipped=$(grep -Eo "with ([0-9]+) tests? skipped" <<<"$summary" | grep -Eo "[0-9]+" || echo 0)
+if [ -n "$summary" ]; then
+    echo "tests: $((executed - failed - skipped)) passed, $failed failed, $skipped skipped"
+fi
+exit "$status"
