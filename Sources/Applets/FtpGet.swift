@@ -48,6 +48,7 @@ public struct FtpGet: ParsableCommand {
 
     public func run() throws {
         Program.verbose = connection.verbose
+        _ = try connection.timeouts()
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
         let rest = Array(arguments.dropFirst())
         var remote: String?

@@ -65,6 +65,7 @@ public struct FtpPut: ParsableCommand {
 
     public func run() throws {
         Program.verbose = connection.verbose
+        _ = try connection.timeouts()
         // Everything is checked before anything is sent.
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
         var remote: String?

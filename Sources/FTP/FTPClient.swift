@@ -149,15 +149,36 @@ public final class FTPClient {
         try checkSafeForControl(path, what: "remote directory")
         let absolute = path.hasPrefix("/")
         var current = absolute ? "/" : ""
+        var home: String?
         for part in path.split(separator: "/") where part != "." {
             current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
             let reply = try command("MKD \(current)")
             if reply.code == 257 || reply.code == 250 { continue }
-            // 550 "File exists" or similar: fine if it is a directory now.
+            // 550 "File exists" or similar: fine if it is a directory. Check
+            // with CWD, then go back to where we were.
+            if home == nil { home = try workingDirectory() }
             let cwd = try command("CWD \(current)")
             guard cwd.code == 250 else { throw failure("MKD \(current)", reply) }
-            try expectSuccess("CWD /")
+            try expectSuccess("CWD \(home!)")
         }
+    }
+
+    /// PWD: the current remote directory (`257 "/home/u" is the current directory`).
+    public func workingDirectory() throws -> String {
+        let reply = try expectSuccess("PWD")
+        let line = Array((reply.lines.last ?? "").utf8)
+        guard let open = line.firstIndex(of: 0x22) else { throw RescueError(label, "PWD", "unreadable reply \(reply)") }
+        var i = open + 1
+        var path: [UInt8] = []
+        while i < line.count {
+            if line[i] == 0x22 {
+                if i + 1 < line.count && line[i + 1] == 0x22 { path.append(0x22); i += 2; continue }
+                return String(decoding: path, as: UTF8.self)
+            }
+            path.append(line[i])
+            i += 1
+        }
+        throw RescueError(label, "PWD", "unreadable reply \(reply)")
     }
 
     /// RNFR `from`, RNTO `to` (replaces `to` on servers that allow it, as vsftpd does).
