@@ -47,6 +47,7 @@ public struct FtpGet: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        connection.protectPassword()
         Program.verbose = connection.verbose
         _ = try connection.timeouts()
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
@@ -63,7 +64,7 @@ public struct FtpGet: ParsableCommand {
             local = rest.count == 2 ? rest[0] : nil
         }
         let url = try connection.target(first, path: remote)
-        connection.protectPassword(urlPassword: url.password)
+        connection.protectURLPassword(url)
         guard !url.path.isEmpty, !url.path.hasSuffix("/") else { throw RescueError.usage("no remote file named") }
         let target = local ?? baseName(url.path)
         let toStdout = target == "-"

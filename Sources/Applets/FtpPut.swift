@@ -64,6 +64,7 @@ public struct FtpPut: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        connection.protectPassword()
         Program.verbose = connection.verbose
         _ = try connection.timeouts()
         // Everything is checked before anything is sent.
@@ -82,7 +83,7 @@ public struct FtpPut: ParsableCommand {
             local = rest.count == 2 ? rest[1] : nil
         }
         var url = try connection.target(first, path: remote)
-        connection.protectPassword(urlPassword: url.password)
+        connection.protectURLPassword(url)
         if url.path.isEmpty || url.path.hasSuffix("/") {
             guard let local, local != "-", !local.hasPrefix("|") else {
                 throw RescueError.usage("the URL names no remote file (end it with a file name)")
