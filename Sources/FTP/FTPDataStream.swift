@@ -103,17 +103,35 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// connection (end of file); fails when nothing arrives for the stall
     /// timeout.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if !blockingReceive {
+            // Downloads: a blocking socket with SO_RCVTIMEO and MSG_WAITALL
+            // fills the buffer in one call (no poll per packet); the
+            // timeout, restarted by every byte, is the stall timeout.
+            blockingReceive = true
+            let flags = fcntl(socket.fd, F_GETFL)
+            _ = fcntl(socket.fd, F_SETFL, flags & ~O_NONBLOCK)
+            let stall = client.timeouts.stall
+            var tv = timeval(tv_sec: Int(stall), tv_usec: Int((stall - Double(Int(stall))) * 1e6))
+            setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
         var filled = 0
         while filled < buffer.count {
-            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
-            let n = try socket.receive(into: part, timeout: client.timeouts.stall, what: "receive",
-                                       timeoutReason: "no data for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+            let n = Glibc.recv(socket.fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
             if n == 0 { break }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                if err == EAGAIN || err == EWOULDBLOCK {
+                    throw RescueError(client.label, command, "no data for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+                }
+                throw RescueError(socket.label, "receive", errno: err)
+            }
             filled += n
             bytesTransferred += UInt64(n)
         }
         return filled
     }
+    private var blockingReceive = false
 
     /// Closes the data connection and waits for the server's verdict
     /// (226/250). Throws the server's reply when it is anything else.
