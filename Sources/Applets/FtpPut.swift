@@ -143,6 +143,17 @@ public struct FtpPut: ParsableCommand {
     }
 
     private func copy(_ source: UploadSource, to upload: SafeUpload, offset: UInt64, meter: ProgressMeter) throws {
+        // Zero-copy first: splice(2) for pipes and regular files (measured
+        // faster than sendfile(2) on loopback, with a fraction of the CPU of
+        // read/write), then sendfile(2), then a plain buffer.
+        if source.isRegularFile || source.isPipe {
+            do {
+                try upload.splice(from: source.file.fd, isPipe: source.isPipe) { meter.update(processed: offset + $0) }
+                return
+            } catch let error as RescueError where error.operation == "splice" && upload.bytesSent == 0 {
+                printVerbose("splice refused (\(error.reason)); trying another way")
+            }
+        }
         if source.isRegularFile {
             do {
                 try upload.sendFile(descriptor: source.file.fd) { meter.update(processed: offset + $0) }

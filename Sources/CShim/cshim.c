@@ -76,3 +76,8 @@ char **rb_argv(void) { return saved_argv; }
 #include <sys/vfs.h>
 long rb_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) == 0 ? (long)s.f_type : -1; }
 long rb_statfs_type(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_type : -1; }
+
+long rb_splice(int fd_in, int fd_out, unsigned long len, int more) {
+    return (long)splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0));
+}
+int rb_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -14,6 +14,8 @@ public final class UploadSource {
     /// A regular file: sendfile(2) works and resuming can seek.
     public let isRegularFile: Bool
     public let isSeekable: Bool
+    /// A pipe or FIFO: splice(2) can move its bytes to the socket directly.
+    public let isPipe: Bool
     private var child: pid_t?
     private var cleanupToken: Int?
 
@@ -24,6 +26,7 @@ public final class UploadSource {
         let kind = try file.kind()
         isRegularFile = kind == .regular
         isSeekable = kind == .regular || kind == .blockDevice
+        isPipe = kind == .pipe
         size = isSeekable ? try file.size() : nil
         if kind == .directory { throw RescueError(name, "read", "is a directory") }
         if let child {

@@ -303,3 +303,38 @@ final class FtpInjectionTests: XCTestCase {
         XCTAssertEqual(server.log, [], "something reached the server")
     }
 }
+
+/// The binary's zero-copy paths (splice from a file and from a pipe)
+/// against the fault server: mid-transfer errors and short stores.
+final class FtpFaultBinaryTests: XCTestCase {
+    override func setUp() { signal(SIGPIPE, SIG_IGN) }
+
+    func testSpliceUploadsReportServerErrorsAndShortStores() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        try pseudoRandomBytes(8 << 20).write(to: URL(fileURLWithPath: dir.file("src")))
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = "pw"
+        for scenario in ["fail552", "fail451", "short-store", "normal"] {
+            let server = try FaultFTPServer(scenario: scenario)
+            for local in [dir.file("src"), "|cat '\(dir.file("src"))'"] {
+                let r = try runProgram(bin, ["ftpput", "-u", "u", "--timeout", "10", "127.0.0.1:\(server.port)", "up.bin", local],
+                                       environment: env)
+                switch scenario {
+                case "normal":
+                    XCTAssertEqual(r.status, 0, "\(local): \(r.stderr)")
+                    XCTAssertTrue(r.stderr.contains("8388608 bytes"), r.stderr)
+                case "short-store":
+                    XCTAssertEqual(r.status, 1, r.stderr)
+                    XCTAssertTrue(r.stderr.contains("the server stored 8388598 bytes of the 8388608 sent"), r.stderr)
+                    XCTAssertTrue(r.stderr.contains("partial file deleted"), r.stderr)
+                default:
+                    XCTAssertEqual(r.status, 1, r.stderr)
+                    XCTAssertTrue(r.stderr.contains(String(scenario.dropFirst(4))), "\(local): \(r.stderr)")
+                    XCTAssertTrue(r.stderr.contains("partial file deleted"), "\(local): \(r.stderr)")
+                }
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            }
+        }
+    }
+}

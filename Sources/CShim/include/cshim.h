@@ -42,3 +42,8 @@ char **rb_argv(void);
 /* statfs(2) f_type (filesystem magic, e.g. 0x01021994 tmpfs); -1 on error. */
 long rb_fstatfs_type(int fd);
 long rb_statfs_type(const char *path);
+
+/* splice(2) between a pipe and another descriptor, no offsets, SPLICE_F_MOVE
+   (plus SPLICE_F_MORE when more data follows). F_SETPIPE_SZ. */
+long rb_splice(int fd_in, int fd_out, unsigned long len, int more);
+int rb_set_pipe_size(int fd, int size);
