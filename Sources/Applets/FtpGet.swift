@@ -108,6 +108,17 @@ public struct FtpGet: ParsableCommand {
             meter = ProgressMeter(label: "ftpget", total: download.expectedSize, forced: connection.progress)
             let buffer = AlignedBuffer(capacity: 1 << 20)
             var total = offset
+            // Zero-copy into a file or a pipe when the kernel allows it.
+            let kind = try output.kind()
+            if kind == .regular || kind == .pipe {
+                do {
+                    total += try download.splice(to: output.fd, isPipe: kind == .pipe, output: output.path) {
+                        meter?.update(processed: offset + $0)
+                    }
+                } catch let error as RescueError where error.operation == "splice" && download.bytesReceived == 0 {
+                    printVerbose("splice refused (\(error.reason)); copying through a buffer")
+                }
+            }
             while true {
                 let n = try download.read(into: buffer.bytes)
                 if n == 0 { break }

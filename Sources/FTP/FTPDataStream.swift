@@ -166,6 +166,81 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// connection (end of file); fails when nothing arrives for the stall
     /// timeout.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        makeReceiveBlocking()
+        var filled = 0
+        while filled < buffer.count {
+            let n = Glibc.recv(socket.fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
+            if n == 0 { break }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
+                throw RescueError(socket.label, "receive", errno: err)
+            }
+            filled += n
+            bytesTransferred += UInt64(n)
+        }
+        return filled
+    }
+
+    /// Receives to `descriptor` with splice(2), without copying through
+    /// user space: straight into it when it is a pipe (stdout into `ddz
+    /// -d`), else (a regular file, at its current offset) through a 1 MiB
+    /// pipe. Runs to the end of the data; returns the bytes received.
+    /// Throws a RescueError with operation "splice" when the kernel refuses
+    /// before anything was received (use `read`). `output` names the
+    /// descriptor in errors.
+    public func splice(to descriptor: Int32, isPipe: Bool, output: String, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        makeReceiveBlocking()
+        let chunk = 1 << 20
+        var received: UInt64 = 0
+        func fail(_ err: Int32, reading: Bool) throws -> Never {
+            if received == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
+            if reading {
+                if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
+                throw RescueError(socket.label, "receive", errno: err)
+            }
+            throw RescueError(output, "write", errno: err)
+        }
+        if isPipe {
+            while true {
+                let n = rb_splice(socket.fd, descriptor, UInt(chunk), 1)
+                if n > 0 { received += UInt64(n); bytesTransferred += UInt64(n); progress?(received); continue }
+                if n == 0 { return received }
+                let err = lastErrno()
+                if err == EINTR { continue }
+                // Which side failed: EAGAIN/ECONNRESET are the socket's.
+                try fail(err, reading: err == EAGAIN || err == EWOULDBLOCK || err == ECONNRESET || err == ETIMEDOUT)
+            }
+        }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()) }
+        defer { _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1]) }
+        _ = rb_set_pipe_size(fds[1], Int32(chunk))
+        while true {
+            let n = rb_splice(socket.fd, fds[1], UInt(chunk), 1)
+            if n == 0 { return received }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                try fail(err, reading: true)
+            }
+            var inPipe = n
+            while inPipe > 0 {
+                let m = rb_splice(fds[0], descriptor, UInt(inPipe), 0)
+                if m > 0 {
+                    inPipe -= m
+                    received += UInt64(m); bytesTransferred += UInt64(m); progress?(received)
+                    continue
+                }
+                let err = m == 0 ? EIO : lastErrno()
+                if err == EINTR { continue }
+                try fail(err, reading: false)
+            }
+        }
+    }
+
+    private func makeReceiveBlocking() {
         if !blockingReceive {
             // Downloads: a blocking socket with SO_RCVTIMEO and MSG_WAITALL
             // fills the buffer in one call (no poll per packet); the
@@ -177,22 +252,6 @@ public final class FTPDataStream: ByteSink, ByteSource {
             var tv = timeval(tv_sec: Int(stall), tv_usec: Int((stall - Double(Int(stall))) * 1e6))
             setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         }
-        var filled = 0
-        while filled < buffer.count {
-            let n = Glibc.recv(socket.fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
-            if n == 0 { break }
-            if n < 0 {
-                let err = lastErrno()
-                if err == EINTR { continue }
-                if err == EAGAIN || err == EWOULDBLOCK {
-                    throw RescueError(client.label, command, "no data for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
-                }
-                throw RescueError(socket.label, "receive", errno: err)
-            }
-            filled += n
-            bytesTransferred += UInt64(n)
-        }
-        return filled
     }
     private var blockingReceive = false
 

@@ -337,4 +337,21 @@ final class FtpFaultBinaryTests: XCTestCase {
             }
         }
     }
+
+    func testSpliceDownloadsCatchShortTransfers() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        let server = try FaultFTPServer(scenario: "short-retr")
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = "pw"
+        // Into a file (splice through a pipe) and into stdout (a pipe).
+        for local in [dir.file("got"), "-"] {
+            let r = try runProgram(bin, ["ftpget", "-u", "u", "127.0.0.1:\(server.port)", local, "data.bin"], environment: env)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("short transfer: 1048573 of 1048583 bytes"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("got")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("got.part")))
+    }
 }
