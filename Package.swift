@@ -24,8 +24,10 @@ let package = Package(
         .target(name: "FTP", dependencies: ["RescueCore"]),
         .target(name: "ZeroFill", dependencies: ["RescueCore"]),
         .target(name: "NTPConf", dependencies: ["RescueCore"]),
+        // backup/restore: the disk -> compressor -> FTP pipeline and back.
+        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
@@ -36,10 +38,24 @@ let package = Package(
         .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"]),
         .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
-        .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"]),
+        .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"], exclude: ["Fixtures"]),
         // Runs the built `rescuebox` binary against real tools and servers.
         .testTarget(name: "IntegrationTests", dependencies: ["RescueCore", "TestSupport"]),
     ],
     // Swift 5 mode: the threads here are plain pthreads guarded by locks, not actors.
     swiftLanguageModes: [.v5]
 )
+
+// libFuzzer targets, only when scripts/fuzz.sh asks for them: each defines
+// LLVMFuzzerTestOneInput and libFuzzer provides main, so a normal build must
+// not see them (fuzz.sh compiles them with -parse-as-library and links them).
+if Context.environment["RESCUEBOX_FUZZ"] == "1" {
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzSizeParser", ["RescueCore"]),
+        ("FuzzNTPConf", ["NTPConf"]),
+        ("FuzzLzopDecoder", ["LZOP"]),
+    ]
+    for (name, deps) in fuzzTargets {
+        package.targets.append(.executableTarget(name: name, dependencies: deps, path: "Fuzz/\(name.dropFirst(4))"))
+    }
+}

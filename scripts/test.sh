@@ -8,7 +8,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 # Debian packages the build and the tests use (real tools as oracles and peers).
 packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
-          e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps)
+          e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -26,6 +26,9 @@ fi
 
 ./build-static.sh
 export RESCUEBOX_BIN="$PWD/dist/rescuebox"
+
+# A short fuzzing round of every parser (longer: FUZZ_SECONDS=600 scripts/fuzz.sh).
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
 
 
 swift test "$@"

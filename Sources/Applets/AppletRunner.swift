@@ -4,6 +4,9 @@ import RescueCore
 import Glibc
 #endif
 
+/// The version `--version` prints and manifests record.
+public let rescueboxVersion = "0.1.0"
+
 /// Every applet, in the order `--list` and `--help` show them.
 public let allApplets: [ParsableCommand.Type] = [
     Ddz.self, FtpPut.self, FtpGet.self, ZeroFillCommand.self, NtpLeap.self, Backup.self, Restore.self,

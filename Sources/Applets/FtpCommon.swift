@@ -47,6 +47,12 @@ public struct FTPConnectionOptions: ParsableArguments {
         if let password { protect(password) }
     }
 
+    /// Both at once: -p and the URL's password (as backup/restore call it).
+    public func protectPassword(urlPassword: String?) {
+        protectPassword()
+        if let urlPassword { protect(urlPassword) }
+    }
+
     /// The same for a password given in an ftp://user:pass@ URL.
     public func protectURLPassword(_ url: FTPURL) {
         if let secret = url.password { protect(secret) }

@@ -77,6 +77,12 @@ char **rb_argv(void) { return saved_argv; }
 long rb_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) == 0 ? (long)s.f_type : -1; }
 long rb_statfs_type(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_type : -1; }
 
+#include <sys/xattr.h>
+ssize_t rb_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
+ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
+int rb_fsetxattr(int fd, const char *name, const void *value, size_t size) { return fsetxattr(fd, name, value, size, 0); }
+int rb_syncfs(int fd) { return syncfs(fd); }
+
 long rb_splice(int fd_in, int fd_out, unsigned long len, int more) {
     return (long)splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0));
 }

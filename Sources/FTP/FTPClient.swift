@@ -154,8 +154,9 @@ public final class FTPClient {
             current += (current.isEmpty || current.hasSuffix("/") ? "" : "/") + part
             let reply = try command("MKD \(current)")
             if reply.code == 257 || reply.code == 250 { continue }
-            // 550 "File exists" or similar: fine if it is a directory. Check
-            // with CWD, then go back to where we were.
+            // 550 "File exists" or similar: fine if it is a directory now.
+            // Probe with CWD, then go back where relative paths start (the
+            // login directory, which is not "/" on most servers).
             if home == nil { home = try workingDirectory() }
             let cwd = try command("CWD \(current)")
             guard cwd.code == 250 else { throw failure("MKD \(current)", reply) }
@@ -163,19 +164,23 @@ public final class FTPClient {
         }
     }
 
-    /// PWD: the current remote directory (`257 "/home/u" is the current directory`).
+    /// PWD: the current directory from `257 "PATH" ...` ("" inside it is a quote).
     public func workingDirectory() throws -> String {
         let reply = try expectSuccess("PWD")
-        let line = Array((reply.lines.last ?? "").utf8)
-        guard let open = line.firstIndex(of: 0x22) else { throw RescueError(label, "PWD", "unreadable reply \(reply)") }
-        var i = open + 1
+        let text = Array(reply.text.utf8)
+        guard let open = text.firstIndex(of: UInt8(ascii: "\"")) else {
+            throw RescueError(label, "PWD", "unreadable reply \(reply)")
+        }
         var path: [UInt8] = []
-        while i < line.count {
-            if line[i] == 0x22 {
-                if i + 1 < line.count && line[i + 1] == 0x22 { path.append(0x22); i += 2; continue }
-                return String(decoding: path, as: UTF8.self)
+        var i = open + 1
+        while i < text.count {
+            if text[i] == UInt8(ascii: "\"") {
+                if i + 1 < text.count && text[i + 1] == UInt8(ascii: "\"") { path.append(text[i]); i += 2; continue }
+                let dir = String(decoding: path, as: UTF8.self)
+                try checkSafeForControl(dir, what: "remote directory")
+                return dir
             }
-            path.append(line[i])
+            path.append(text[i])
             i += 1
         }
         throw RescueError(label, "PWD", "unreadable reply \(reply)")

@@ -54,10 +54,11 @@ public final class ProgressMeter: @unchecked Sendable {
             let percent = min(100, Int(Double(processed) * 100 / Double(total)))
             line += " of \(formatBytes(total)) (\(percent)%)"
         }
+        line += " \(formatRate(bytes: processed, seconds: elapsed))"
         if let written {
-            line += ", out \(formatBytes(written)) (\(formatRatio(input: processed, output: written)))"
+            line += ", out \(formatBytes(written)) \(formatRate(bytes: written, seconds: elapsed))"
+                + " (\(formatRatio(input: processed, output: written)))"
         }
-        line += ", \(formatRate(bytes: processed, seconds: elapsed))"
         if let total, processed > 0, processed < total, elapsed > 0 {
             let remaining = Double(total - processed) / (Double(processed) / elapsed)
             line += ", ETA \(formatDuration(remaining))"

@@ -7,7 +7,7 @@ import RescueCore
 import Glibc
 #endif
 
-let version = "0.1.0"
+let version = rescueboxVersion
 let argv = processArguments()
 let invokedAs = String(argv.first?.split(separator: "/").last ?? "rescuebox")
 

@@ -43,6 +43,15 @@ char **rb_argv(void);
 long rb_fstatfs_type(int fd);
 long rb_statfs_type(const char *path);
 
+/* Extended attributes (security.selinux, POSIX ACLs) for ntpleap's safe
+   write: <sys/xattr.h> is not in Swift's Glibc module. */
+#include <stddef.h>
+ssize_t rb_flistxattr(int fd, char *list, size_t size);
+ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size);
+int rb_fsetxattr(int fd, const char *name, const void *value, size_t size);
+/* syncfs(2) (glibc declares it only under _GNU_SOURCE). */
+int rb_syncfs(int fd);
+
 /* splice(2) between a pipe and another descriptor, no offsets, SPLICE_F_MOVE
    (plus SPLICE_F_MORE when more data follows). F_SETPIPE_SZ. */
 long rb_splice(int fd_in, int fd_out, unsigned long len, int more);

@@ -1,0 +1,291 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FTP
+import LZOP
+import RescueCore
+
+/// Everything `rescuebox backup` was asked to do.
+public struct BackupOptions {
+    public var source: String
+    /// nil: stdout; a path: a local file (written as FILE.part, then renamed).
+    public var localOutput: String?
+    public var upload: UploadTarget?
+    public var compression = LzopCompressionOptions(level: 1)
+    public var threads = WorkerThread.onlineProcessors
+    public var requestSize = 1 << 20
+    public var direct = true
+    public var noError = false
+    public var retries = 5
+    /// First wait before a retry; doubles each time, at most 60 s.
+    public var retryDelay = 2.0
+    public var idleLimit = 120.0
+    public var manifest = false
+    public var keepPartial = false
+    public var progress = false
+    public var toolVersion = ""
+
+    public init(source: String) { self.source = source }
+}
+
+/// What a backup did, for the summary line.
+public struct BackupResult {
+    public var inputBytes: UInt64
+    public var outputBytes: UInt64
+    public var seconds: Double
+    public var reconnects: Int
+    public var badBytes: UInt64
+    /// SHA-256 of the compressed stream (computed only for --manifest).
+    public var sha256: String?
+}
+
+/// `rescuebox backup`: DiskReader -> ParallelCompressor -> FTP data
+/// connection (or a file), in one process with no pipes.
+///
+/// Resume: the compressor is deterministic, so when the connection drops
+/// the job reconnects (bounded retries, doubling waits), asks the server
+/// how many bytes of REMOTE.part it holds (SIZE), and regenerates the
+/// stream from the block boundary at or before that byte: it re-reads the
+/// source from that block, drops the bytes the server already has, and
+/// sends the rest with REST+STOR (or APPE). The frame length of every block
+/// written is kept (4 bytes per 256 KiB block: 16 MiB per TiB of source) to
+/// find that boundary. The result is byte-identical to an unbroken run.
+public final class BackupJob {
+    public let options: BackupOptions
+    private var frameLengths: [UInt32] = []
+    /// Known once the compressor has read the whole source.
+    private var totalBlocks: UInt64?
+    private let endMarker: [UInt8] = [0, 0, 0, 0]
+    private var hasher = SHA256()
+    private var hashedUpTo: UInt64 = 0
+
+    public init(options: BackupOptions) { self.options = options }
+
+    public func run() throws -> BackupResult {
+        let reader = try DiskReader.open(options.source, requestSize: options.requestSize, direct: options.direct)
+        reader.noError = options.noError
+        let header = LzopEncoderHeader.forInput(options: options.compression, path: reader.isStandardInput ? nil : options.source,
+                                                status: reader.status, toStdout: false)
+        let meter = ProgressMeter(label: "backup", total: reader.totalSize, forced: options.progress)
+        reader.onBadRange = { range in
+            meter.finish()
+            printError("\(reader.name): unreadable: bytes \(range.offset)-\(range.offset + range.length - 1) "
+                       + "(\(range.length) bytes) written as zeros")
+        }
+        let started = Int(time(nil))
+        let clock = Stopwatch()
+        var result: BackupResult
+        if let target = options.upload {
+            result = try uploadWithResume(reader: reader, header: header, target: target, meter: meter)
+        } else {
+            result = try writeLocally(reader: reader, header: header, meter: meter)
+        }
+        meter.finish()
+        result.seconds = clock.elapsed
+        result.badBytes = reader.badBytes
+        if options.manifest {
+            var manifest = Manifest(image: imageName, source: options.source, sourceSize: reader.sourceSize,
+                                    started: started, finished: Int(time(nil)), compressedSize: result.outputBytes,
+                                    sha256: result.sha256 ?? "", toolVersion: options.toolVersion)
+            manifest.badBytes = reader.badBytes
+            try storeManifest(Array(manifest.json.utf8))
+        }
+        return result
+    }
+
+    private var imageName: String {
+        let path = options.upload?.remotePath ?? options.localOutput ?? "-"
+        return path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    // MARK: FTP
+
+    private var uploader: ResumableUpload?
+
+    private func uploadWithResume(reader: DiskReader, header: LzopEncoderHeader, target: UploadTarget,
+                                  meter: ProgressMeter) throws -> BackupResult {
+        let upload = ResumableUpload(target: target, idleLimit: options.idleLimit)
+        uploader = upload
+        let headerBytes = header.bytes()
+        let cleanup = Cleanup.register { [options] in
+            // Interrupted: the partial file is useless without us (unless kept).
+            upload.abandon(keep: options.keepPartial)
+        }
+        var stopKeepAlive = false
+        let keepAlive = WorkerThread {
+            var tick = 0
+            while !stopKeepAlive {
+                usleep(100_000)
+                tick += 1
+                if tick % 10 == 0 && !stopKeepAlive { upload.keepAlive() }
+            }
+        }
+        defer { stopKeepAlive = true; keepAlive.join() }
+
+        var attempt = 0
+        var everTransferred = false
+        var delay = options.retryDelay
+        var inputBytes: UInt64 = 0
+        while true {
+            var transferring = false
+            do {
+                try upload.connect()
+                // Where to start: 0 the first time; later what the server holds.
+                var offset: UInt64 = attempt == 0 ? 0 : try upload.serverSize()
+                if offset < UInt64(headerBytes.count) { offset = 0 }
+                let (block, blockStart) = resumePoint(for: offset, headerLength: UInt64(headerBytes.count))
+                if attempt > 0 {
+                    printError("resuming at byte \(offset) (block \(block), source offset \(block * UInt64(LzopFormat.blockSize)))")
+                }
+                try upload.begin(at: offset)
+                transferring = true
+                everTransferred = true
+                let sink = RegeneratingSink(inner: upload, position: offset == 0 ? 0 : blockStart, skipUntil: offset,
+                                            hash: options.manifest ? { [unowned self] in hash($0, at: $1) } : nil)
+                if let blocks = totalBlocks, block >= blocks {
+                    // Every block is on the server: at most the end marker is missing.
+                    try endMarker.withUnsafeBytes { try sink.write($0) }
+                } else {
+                    let compressor = ParallelCompressor(options: options.compression, threads: options.threads,
+                                                        header: offset == 0 ? header : nil)
+                    compressor.firstBlock = offset == 0 ? 0 : block
+                    compressor.outputOffset = offset == 0 ? 0 : blockStart
+                    try compressor.run(reader: reader, sink: sink, onBlock: { [unowned self] record in
+                        if record.index == UInt64(frameLengths.count) { frameLengths.append(UInt32(record.outputLength)) }
+                    }, onProgress: { inBytes, _ in
+                        meter.update(processed: block * UInt64(LzopFormat.blockSize) + inBytes, written: sink.position)
+                    })
+                    inputBytes = reader.position
+                    totalBlocks = UInt64(frameLengths.count)
+                }
+                let total = sink.position
+                try upload.complete(expected: total)
+                Cleanup.unregister(cleanup)
+                return BackupResult(inputBytes: inputBytes, outputBytes: total, seconds: 0, reconnects: attempt,
+                                    badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
+            } catch {
+                let rescue = error as? RescueError ?? RescueError(target.displayName, "upload", "\(error)")
+                let fromSource = rescue.object == reader.name
+                // A refusal before any data moved (login, a missing directory,
+                // no permission) or a full server disk will not change by
+                // retrying; a broken connection or a server error mid-transfer may.
+                let refused = rescue.reason.hasPrefix("server replied 5")
+                let permanent = rescue.exitCode == ExitCode.usage || rescue.operation.hasPrefix("login")
+                    || (refused && !transferring) || rescue.reason.hasPrefix("server replied 552")
+                // Retrying is for connections that worked and broke, not for
+                // a server that never answered (a typo, a firewall).
+                let resumable = reader.isSeekable && !fromSource && !permanent && everTransferred
+                    && attempt < options.retries
+                guard resumable else {
+                    meter.finish()
+                    Cleanup.unregister(cleanup)
+                    let held = upload.abandon(keep: options.keepPartial)
+                    var final = rescue
+                    if !fromSource, let held {
+                        final.reason += "; the server had \(held) bytes of \(target.tempPath)"
+                            + (options.keepPartial ? " (kept)" : " (deleted)")
+                    }
+                    if attempt > 0 && !permanent && !fromSource { final.reason += " after \(attempt) reconnects" }
+                    throw final
+                }
+                attempt += 1
+                meter.finish()
+                printError("\(rescue); reconnecting in \(formatFixed(delay, decimals: 0)) s (attempt \(attempt) of \(options.retries))")
+                upload.quit()
+                usleep(UInt32(delay * 1_000_000))
+                delay = min(delay * 2, 60)
+            }
+        }
+    }
+
+    /// The block whose frame contains stream byte `offset`, and where that
+    /// frame starts. Blocks not yet recorded start after the last recorded.
+    private func resumePoint(for offset: UInt64, headerLength: UInt64) -> (UInt64, UInt64) {
+        var start = headerLength
+        for (index, length) in frameLengths.enumerated() {
+            if start + UInt64(length) > offset { return (UInt64(index), start) }
+            start += UInt64(length)
+        }
+        return (UInt64(frameLengths.count), start)
+    }
+
+    /// Hashes each stream byte once, the first time it is produced.
+    private func hash(_ bytes: UnsafeRawBufferPointer, at position: UInt64) {
+        let end = position + UInt64(bytes.count)
+        guard end > hashedUpTo else { return }
+        let from = Int(hashedUpTo > position ? hashedUpTo - position : 0)
+        hasher.update(UnsafeRawBufferPointer(rebasing: bytes[from...]))
+        hashedUpTo = end
+    }
+
+    // MARK: Local file or stdout
+
+    private func writeLocally(reader: DiskReader, header: LzopEncoderHeader, meter: ProgressMeter) throws -> BackupResult {
+        let outFile: OpenFile
+        var cleanup: Int?
+        var temp: String?
+        if let path = options.localOutput {
+            temp = path + ".part"
+            outFile = try OpenFile.open(temp!, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
+            cleanup = Cleanup.register { _ = unlink(temp!) }
+        } else {
+            if isTerminal(1) { throw RescueError("stdout", "write", "compressed data not written to a terminal (give a file or ftp:// URL)") }
+            outFile = .standardOutput
+        }
+        let sink = RegeneratingSink(inner: outFile, position: 0, skipUntil: 0,
+                                    hash: options.manifest ? { [unowned self] in hash($0, at: $1) } : nil)
+        let compressor = ParallelCompressor(options: options.compression, threads: options.threads, header: header)
+        try compressor.run(reader: reader, sink: sink, onProgress: { inBytes, _ in
+            meter.update(processed: inBytes, written: sink.position)
+        })
+        if let temp, let path = options.localOutput {
+            try outFile.sync()
+            try outFile.close()
+            if rename(temp, path) != 0 { throw RescueError(path, "rename from \(temp)", errno: lastErrno()) }
+        }
+        if let cleanup { Cleanup.unregister(cleanup) }
+        return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,
+                            badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
+    }
+
+    private func storeManifest(_ bytes: [UInt8]) throws {
+        if let upload = uploader, let target = options.upload {
+            try upload.storeSmallFile(target.remotePath + ".json", contents: bytes)
+            upload.quit()
+        } else if let path = options.localOutput {
+            let file = try OpenFile.open(path + ".json", .writeOnly, options: [.create, .truncate],
+                                         permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            try file.writeAll(bytes)
+            try file.close()
+        } else {
+            printError("--manifest needs a file or ftp:// destination; not written for stdout")
+        }
+    }
+}
+
+/// Passes the regenerated stream on, dropping what the server already
+/// holds (`skipUntil`), hashing each byte once, counting the position.
+private final class RegeneratingSink: ByteSink {
+    let inner: ByteSink
+    /// Stream offset of the next byte handed to this sink.
+    private(set) var position: UInt64
+    let skipUntil: UInt64
+    let hash: ((UnsafeRawBufferPointer, UInt64) -> Void)?
+
+    init(inner: ByteSink, position: UInt64, skipUntil: UInt64, hash: ((UnsafeRawBufferPointer, UInt64) -> Void)?) {
+        self.inner = inner
+        self.position = position
+        self.skipUntil = skipUntil
+        self.hash = hash
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        let start = position
+        position += UInt64(bytes.count)
+        guard position > skipUntil else { return }
+        let from = Int(skipUntil > start ? skipUntil - start : 0)
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[from...])
+        hash?(rest, start + UInt64(from))
+        try inner.write(rest)
+    }
+}

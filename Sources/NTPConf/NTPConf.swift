@@ -1,1 +1,0 @@
-// The NTPConf library; see ../../../shared/DESIGN.md.

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CShim
+import RescueCore
+
+/// A process seen in /proc (under the root directory when one is given).
+public struct ProcessInfoLite: Sendable {
+    public var pid: Int
+    public var arguments: [String]
+    /// basename of argv[0].
+    public var name: String { basename(arguments.first ?? "") }
+}
+
+/// Whether /proc (under the root directory) can be listed: without it,
+/// "not running" cannot be told from "cannot see".
+public func processTableReadable(root: String) -> Bool { directoryEntries(root + "/proc") != nil }
+
+/// Every process whose /proc/PID/cmdline can be read.
+public func runningProcesses(root: String) -> [ProcessInfoLite] {
+    let proc = root + "/proc"
+    var out: [ProcessInfoLite] = []
+    for entry in directoryEntries(proc) ?? [] {
+        guard let pid = Int(entry), let file = try? readCmdline("\(proc)/\(entry)/cmdline") else { continue }
+        let args = file.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        var trimmed = args
+        while trimmed.last == "" { trimmed.removeLast() }
+        if !trimmed.isEmpty { out.append(ProcessInfoLite(pid: pid, arguments: trimmed)) }
+    }
+    return out
+}
+
+/// /proc/PID/cmdline reports size 0: read it to the end.
+func readCmdline(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw RescueError(path, "open", errno: lastErrno()) }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while out.count < 1 << 20 {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && lastErrno() == EINTR { continue }
+        if n <= 0 { break }
+        out += buffer[0..<n]
+    }
+    return out
+}
+
+/// The kernel's leap-second state (adjtimex, read-only).
+public struct KernelLeapState: Sendable {
+    public var status: Int32
+    /// adjtimex's return: TIME_OK 0, TIME_INS 1, TIME_DEL 2, TIME_OOP 3, TIME_WAIT 4, TIME_ERROR 5.
+    public var timeState: Int32
+    public var insertArmed: Bool { status & rb_sta_ins() != 0 }
+    public var deleteArmed: Bool { status & rb_sta_del() != 0 }
+    public var armed: Bool { insertArmed || deleteArmed }
+    public var description: String {
+        if insertArmed { return "a leap second INSERTION is armed in the kernel (STA_INS)" }
+        if deleteArmed { return "a leap second DELETION is armed in the kernel (STA_DEL)" }
+        return "no leap second armed in the kernel"
+    }
+}
+
+public func readKernelLeapState() throws -> KernelLeapState {
+    var status: Int32 = 0, state: Int32 = 0
+    if rb_adjtimex_status(0, 0, &status, &state) != 0 {
+        throw RescueError("kernel clock", "adjtimex (read)", errno: lastErrno())
+    }
+    return KernelLeapState(status: status, timeState: state)
+}
+
+/// Clears STA_INS and STA_DEL (what `ntptime -s 0` does for them), keeping
+/// the other status bits.
+public func clearKernelLeap(_ current: KernelLeapState) throws -> KernelLeapState {
+    var status: Int32 = 0, state: Int32 = 0
+    let newStatus = current.status & ~(rb_sta_ins() | rb_sta_del())
+    if rb_adjtimex_status(1, newStatus, &status, &state) != 0 {
+        throw RescueError("kernel clock", "adjtimex (clear STA_INS/STA_DEL)", errno: lastErrno())
+    }
+    return try readKernelLeapState()
+}
+
+/// The init system, from the marks it leaves.
+public enum InitSystem: String, Sendable {
+    case systemd, upstart, openrc, sysvinit
+
+    public static func detect(root: String) -> InitSystem {
+        if isDirectory(root + "/run/systemd/system") { return .systemd }
+        if isDirectory(root + "/run/openrc") || fileExists(root + "/sbin/openrc-run") { return .openrc }
+        if fileExists(root + "/sbin/initctl") && isDirectory(root + "/etc/init")
+            && (try? readConfigFile(root + "/proc/1/comm")).map({ String(decoding: $0.bytes, as: UTF8.self).hasPrefix("init") }) ?? true
+            && fileExists(root + "/etc/init/rc-sysinit.conf") {
+            return .upstart
+        }
+        return .sysvinit
+    }
+}
+
+/// The service name of the time daemon for `family` ("ntp", "ntpsec",
+/// "chrony"): the unit or init script that exists under `root`.
+public func serviceName(family: String, root: String) -> String {
+    let candidates: [String]
+    switch family {
+    case "ntpsec": candidates = ["ntpsec", "ntpd", "ntp"]
+    case "chrony": candidates = ["chrony", "chronyd"]
+    default: candidates = ["ntp", "ntpd"]
+    }
+    let dirs = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+    for name in candidates {
+        for d in dirs where fileExists("\(root)\(d)/\(name).service") { return name }
+        if fileExists("\(root)/etc/init.d/\(name)") || fileExists("\(root)/etc/init/\(name).conf") { return name }
+    }
+    return candidates[0]
+}
+
+/// The command that restarts `service` under `initSystem`, as argv.
+public func restartCommand(_ initSystem: InitSystem, service: String) -> [String] {
+    switch initSystem {
+    case .systemd: return ["systemctl", "restart", service]
+    case .openrc: return ["rc-service", service, "restart"]
+    case .upstart, .sysvinit: return ["service", service, "restart"]
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import XCTest
+import TestSupport
+
+/// `rescuebox backup` / `restore` end to end: loop devices, a real vsftpd on
+/// 127.0.0.1, real lzop as the format oracle, and a FUSE disk that stalls
+/// on demand so a session can be killed mid-transfer.
+final class BackupRestoreTests: XCTestCase {
+    /// A disk-like image: an ext4 filesystem with text, binaries and random
+    /// files, some deleted (so the image has used, freed and zero space).
+    func makeDiskImage(_ path: String, mib: Int) throws {
+        try shOK("truncate -s \(mib)M '\(path)' && mkfs.ext4 -q -F '\(path)'")
+        let mnt = path + ".mnt"
+        try shOK("mkdir -p '\(mnt)' && mount -o loop '\(path)' '\(mnt)'")
+        defer { _ = try? sh("umount '\(mnt)'; rmdir '\(mnt)'") }
+        try shOK("cp -r /usr/share/doc '\(mnt)/doc' 2>/dev/null; cp /usr/bin/ls /usr/bin/cp '\(mnt)/'; "
+                 + "head -c \(mib / 4)M /dev/urandom > '\(mnt)/random'; head -c 4M /dev/urandom > '\(mnt)/gone'; "
+                 + "sync; rm '\(mnt)/gone'")
+    }
+
+    func environment(_ ftp: VsftpdServer) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = ftp.password
+        return env
+    }
+
+    func testRoundTripBetweenLoopDevicesWithManifest() throws {
+        let bin = try rescueboxBinary()
+        let ftp = try VsftpdServer.start()
+        defer { ftp.stop() }
+        let dir = TempDir()
+        try makeDiskImage(dir.file("a.img"), mib: 48)
+        let source = try LoopDevice(image: dir.file("src.img"), size: 48 << 20)
+        try shOK("dd if='\(dir.file("a.img"))' of='\(source.device)' bs=1M status=none conv=fsync")
+        let target = try LoopDevice(image: dir.file("dst.img"), size: 48 << 20)
+
+        let up = try runProgram(bin, ["backup", "--manifest", "--mkdirs", source.device, "\(ftp.urlBase)/images/"],
+                                environment: environment(ftp))
+        XCTAssertEqual(up.status, 0, up.stderr)
+        XCTAssertTrue(up.stderr.contains("bytes (50 MB, 48 MiB) read"), up.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: ftp.home + "/images").sorted()
+        XCTAssertEqual(names.count, 2, "\(names)")
+        guard let image = names.first(where: { $0.hasSuffix(".lzo") }) else { return XCTFail("no image: \(names)") }
+        let device = (source.device as NSString).lastPathComponent
+        XCTAssertTrue(image.hasSuffix(".\(device).\(try shOK("date +%Y-%m-%d")).lzo"), image)
+        let stored = ftp.home + "/images/" + image
+        try shOK("lzop -t '\(stored)'")
+        let manifest = try String(contentsOfFile: stored + ".json", encoding: .utf8)
+        XCTAssertTrue(manifest.contains("\"source_size\": \(48 << 20)"), manifest)
+        XCTAssertTrue(manifest.contains("\"sha256\": \"\(try shOK("sha256sum '\(stored)' | cut -d' ' -f1"))\""), manifest)
+
+        let down = try runProgram(bin, ["restore", "\(ftp.urlBase)/images/\(image)", target.device],
+                                  environment: environment(ftp))
+        XCTAssertEqual(down.status, 0, down.stderr)
+        try shOK("cmp '\(source.device)' '\(target.device)'")
+    }
+
+    /// The server's session processes are killed while the source stalls in
+    /// the middle: backup reconnects, asks SIZE, regenerates from the block
+    /// boundary and the stored image is byte-identical to an unbroken run.
+    func testResumesAfterTheServerSessionIsKilled() throws {
+        let bin = try rescueboxBinary()
+        let ftp = try VsftpdServer.start()
+        defer { ftp.stop() }
+        let dir = TempDir()
+        let image = dir.file("disk.img")
+        // Small: reads through the Python FUSE disk run at a few MB/s.
+        try makeDiskImage(image, mib: 24)
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (12 << 20, (12 << 20) + 1, 4))
+        defer { faulty.stop() }
+
+        let backup = Process()
+        backup.executableURL = URL(fileURLWithPath: bin)
+        backup.arguments = ["backup", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"]
+        backup.environment = environment(ftp)
+        let errPipe = Pipe()
+        backup.standardError = errPipe
+        try backup.run()
+        // Wait until the transfer has begun and the source stalls mid-way.
+        var waited = 0
+        while waited < 100 && (try? FileManager.default.attributesOfItem(atPath: ftp.home + "/disk.lzo.part")[.size] as? Int ?? 0) ?? 0 < 1 << 20 {
+            usleep(100_000); waited += 1
+        }
+        usleep(1_000_000)
+        try shOK("for p in $(pgrep -P \(ftp.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
+        backup.waitUntilExit()
+        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(backup.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
+
+        // The same source compressed without interruption, by ddz -1.
+        try shOK("'\(bin)' ddz -1 '\(image)' > '\(dir.file("ref.lzo"))'")
+        try shOK("lzop -t '\(ftp.home)/disk.lzo'")
+        // Headers differ only in name and mtime; compare everything after them.
+        let stored = try Data(contentsOf: URL(fileURLWithPath: ftp.home + "/disk.lzo"))
+        let reference = try Data(contentsOf: URL(fileURLWithPath: dir.file("ref.lzo")))
+        XCTAssertEqual(stored.count - headerLength(stored), reference.count - headerLength(reference))
+        XCTAssertTrue(stored.suffix(from: headerLength(stored)) == reference.suffix(from: headerLength(reference)),
+                      "the resumed image differs from an unbroken run")
+        try shOK("lzop -dc '\(ftp.home)/disk.lzo' | cmp - '\(image)'")
+    }
+
+    /// A source that stalls longer than --idle: the transfer is paused
+    /// cleanly and continued; the image is complete.
+    func testStallingSourcePausesAndContinues() throws {
+        let bin = try rescueboxBinary()
+        let ftp = try VsftpdServer.start()
+        defer { ftp.stop() }
+        let dir = TempDir()
+        let image = dir.file("disk.img")
+        try shOK("head -c 8M /dev/urandom > '\(image)'; head -c 8M /dev/zero >> '\(image)'")
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (4 << 20, (4 << 20) + 1, 4))
+        defer { faulty.stop() }
+        let r = try runProgram(bin, ["backup", "--idle", "1", faulty.disk, "\(ftp.urlBase)/s.lzo"], environment: environment(ftp))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("paused the upload"), r.stderr)
+        try shOK("lzop -dc '\(ftp.home)/s.lzo' | cmp - '\(image)'")
+    }
+
+    func testRestoreRefusesMountedAndTooSmallTargets() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        try shOK("head -c 4M /dev/urandom > '\(dir.file("src"))'")
+        let up = try runProgram(bin, ["backup", "--manifest", dir.file("src"), dir.file("src.lzo")])
+        XCTAssertEqual(up.status, 0, up.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("src.lzo.json")))
+
+        let small = try LoopDevice(image: dir.file("small.img"), size: 2 << 20)
+        let tooSmall = try runProgram(bin, ["restore", dir.file("src.lzo"), small.device])
+        XCTAssertEqual(tooSmall.status, 1)
+        XCTAssertEqual(tooSmall.stderr, "rescuebox restore: \(small.device): restore: the device has \(2 << 20) bytes, "
+                       + "the image \(4 << 20) (from its manifest); use --force to write what fits\n")
+
+        let mounted = try LoopDevice(image: dir.file("m.img"), size: 8 << 20)
+        try shOK("mkfs.ext4 -q '\(mounted.device)' && mkdir '\(dir.file("mnt"))' && mount '\(mounted.device)' '\(dir.file("mnt"))'")
+        defer { _ = try? sh("umount '\(dir.file("mnt"))'") }
+        let busy = try runProgram(bin, ["restore", dir.file("src.lzo"), mounted.device])
+        XCTAssertEqual(busy.status, 1)
+        XCTAssertEqual(busy.stderr, "rescuebox restore: \(mounted.device): restore: \(mounted.device) is mounted on "
+                       + "\(dir.file("mnt")); unmount it first\n")
+        // Still a working filesystem.
+        try shOK("ls '\(dir.file("mnt"))/lost+found'")
+    }
+
+    func testBackupToLocalFileAndRestoreToFile() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        try shOK("head -c 3M /dev/urandom > '\(dir.file("src"))'; head -c 5M /dev/zero >> '\(dir.file("src"))'")
+        XCTAssertEqual(try runProgram(bin, ["backup", dir.file("src"), dir.file("src.lzo")]).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("src.lzo.part")))
+        let r = try runProgram(bin, ["restore", dir.file("src.lzo"), dir.file("copy")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try shOK("cmp '\(dir.file("src"))' '\(dir.file("copy"))'")
+        // The zero tail became a hole.
+        let blocks = Int(try shOK("stat -c %b '\(dir.file("copy"))'")) ?? 0
+        XCTAssertLessThan(blocks * 512, 5 << 20)
+    }
+
+    /// Length of an lzop member header (magic through header checksum).
+    func headerLength(_ data: Data) -> Int {
+        let b = [UInt8](data.prefix(64))
+        // version >= 0x0940 layout: magic 9, version..level 8, flags 4, mode 4, mtime 8, name len 1.
+        let flags = UInt32(b[17]) << 24 | UInt32(b[18]) << 16 | UInt32(b[19]) << 8 | UInt32(b[20])
+        let filter = flags & 0x800 != 0 ? 4 : 0
+        let nameLength = Int(b[33 + filter])
+        return 34 + filter + nameLength + 4
+    }
+}
+
+/// Tests/Fixtures/faulty_disk.py mounted on `mountPoint`: `disk` reads the
+/// image, stalling for the given seconds on every read (FUSE reads are up to
+/// 128 KiB) that touches the given byte range.
+final class FaultyDisk {
+    let mountPoint: String
+    let disk: String
+    private let process = Process()
+
+    init(image: String, mountPoint: String, stall: (Int, Int, Int)? = nil, bad: String = "") throws {
+        try requireRoot("FUSE mounts")
+        guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("no /dev/fuse") }
+        guard (try sh("/usr/bin/python3 -c 'import fusepy'")).status == 0 else { throw XCTSkip("python3-fusepy is not installed") }
+        self.mountPoint = mountPoint
+        disk = mountPoint + "/disk.img"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        var args = [repositoryRoot() + "/Tests/Fixtures/faulty_disk.py", image, mountPoint, bad]
+        if let stall { args += ["--stall", "\(stall.0)-\(stall.1):\(stall.2)"] }
+        process.arguments = args
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: disk) { usleep(50_000) }
+        guard FileManager.default.fileExists(atPath: disk) else { stop(); throw XCTSkip("the FUSE disk did not mount") }
+    }
+
+    func stop() {
+        _ = try? sh("umount '\(mountPoint)' 2>/dev/null || fusermount -u '\(mountPoint)' 2>/dev/null")
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+}
