@@ -18,6 +18,11 @@ while (($#)); do
     esac
     shift
 done
+# Descriptors inherited from the caller (a test harness's pipes) must not
+# stay open in the long-running server, or the caller never sees EOF.
+for fd in $(ls /proc/$$/fd); do
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 [ "$(id -u)" = 0 ] || { echo "vsftpd-start.sh: needs root (vsftpd, useradd)" >&2; exit 77; }
 vsftpd=/usr/sbin/vsftpd
 [ -x "$vsftpd" ] || { echo "vsftpd-start.sh: $vsftpd is not installed" >&2; exit 77; }

@@ -43,11 +43,25 @@ public struct FTPConnectionOptions: ParsableArguments {
 
     /// Wipes a command-line password from argv (ps, /proc/PID/cmdline) and
     /// warns once. Call first thing in run().
+    public func protectPassword() {
+        if let password { protect(password) }
+    }
+
+    /// Both at once: -p and the URL's password (as backup/restore call it).
     public func protectPassword(urlPassword: String?) {
-        for secret in [password, urlPassword].compactMap({ $0 }) where !secret.isEmpty {
-            wipeArgumentsContaining(secret)
-            printError("warning: a password on the command line can be seen by other users until it is wiped; prefer FTP_PASSWORD or ~/.netrc")
-        }
+        protectPassword()
+        if let urlPassword { protect(urlPassword) }
+    }
+
+    /// The same for a password given in an ftp://user:pass@ URL.
+    public func protectURLPassword(_ url: FTPURL) {
+        if let secret = url.password { protect(secret) }
+    }
+
+    private func protect(_ secret: String) {
+        guard !secret.isEmpty else { return }
+        wipeArgumentsContaining(secret)
+        printError("warning: a password on the command line can be seen by other users until it is wiped; prefer FTP_PASSWORD or ~/.netrc")
     }
 
     public func timeouts() throws -> FTPTimeouts {

@@ -47,7 +47,9 @@ public struct FtpGet: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        connection.protectPassword()
         Program.verbose = connection.verbose
+        _ = try connection.timeouts()
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
         let rest = Array(arguments.dropFirst())
         var remote: String?
@@ -62,7 +64,7 @@ public struct FtpGet: ParsableCommand {
             local = rest.count == 2 ? rest[0] : nil
         }
         let url = try connection.target(first, path: remote)
-        connection.protectPassword(urlPassword: url.password)
+        connection.protectURLPassword(url)
         guard !url.path.isEmpty, !url.path.hasSuffix("/") else { throw RescueError.usage("no remote file named") }
         let target = local ?? baseName(url.path)
         let toStdout = target == "-"
@@ -106,6 +108,17 @@ public struct FtpGet: ParsableCommand {
             meter = ProgressMeter(label: "ftpget", total: download.expectedSize, forced: connection.progress)
             let buffer = AlignedBuffer(capacity: 1 << 20)
             var total = offset
+            // Zero-copy into a file or a pipe when the kernel allows it.
+            let kind = try output.kind()
+            if kind == .regular || kind == .pipe {
+                do {
+                    total += try download.splice(to: output.fd, isPipe: kind == .pipe, output: output.path) {
+                        meter?.update(processed: offset + $0)
+                    }
+                } catch let error as RescueError where error.operation == "splice" && download.bytesReceived == 0 {
+                    printVerbose("splice refused (\(error.reason)); copying through a buffer")
+                }
+            }
             while true {
                 let n = try download.read(into: buffer.bytes)
                 if n == 0 { break }

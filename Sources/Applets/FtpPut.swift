@@ -64,7 +64,9 @@ public struct FtpPut: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        connection.protectPassword()
         Program.verbose = connection.verbose
+        _ = try connection.timeouts()
         // Everything is checked before anything is sent.
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
         var remote: String?
@@ -81,7 +83,7 @@ public struct FtpPut: ParsableCommand {
             local = rest.count == 2 ? rest[1] : nil
         }
         var url = try connection.target(first, path: remote)
-        connection.protectPassword(urlPassword: url.password)
+        connection.protectURLPassword(url)
         if url.path.isEmpty || url.path.hasSuffix("/") {
             guard let local, local != "-", !local.hasPrefix("|") else {
                 throw RescueError.usage("the URL names no remote file (end it with a file name)")
@@ -141,6 +143,17 @@ public struct FtpPut: ParsableCommand {
     }
 
     private func copy(_ source: UploadSource, to upload: SafeUpload, offset: UInt64, meter: ProgressMeter) throws {
+        // Zero-copy first: splice(2) for pipes and regular files (measured
+        // faster than sendfile(2) on loopback, with a fraction of the CPU of
+        // read/write), then sendfile(2), then a plain buffer.
+        if source.isRegularFile || source.isPipe {
+            do {
+                try upload.splice(from: source.file.fd, isPipe: source.isPipe) { meter.update(processed: offset + $0) }
+                return
+            } catch let error as RescueError where error.operation == "splice" && upload.bytesSent == 0 {
+                printVerbose("splice refused (\(error.reason)); trying another way")
+            }
+        }
         if source.isRegularFile {
             do {
                 try upload.sendFile(descriptor: source.file.fd) { meter.update(processed: offset + $0) }

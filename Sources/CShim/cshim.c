@@ -82,3 +82,8 @@ ssize_t rb_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, l
 ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size) { return fsetxattr(fd, name, value, size, 0); }
 int rb_syncfs(int fd) { return syncfs(fd); }
+
+long rb_splice(int fd_in, int fd_out, unsigned long len, int more) {
+    return (long)splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0));
+}
+int rb_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RescueCore
+import CShim
 
 /// One passive data connection, opened by `FTPClient.openStore` or
 /// `openRetrieve`. As a `ByteSink` it sends (with the stall timeout; a
@@ -99,21 +100,160 @@ public final class FTPDataStream: ByteSink, ByteSource {
         return sent
     }
 
+    /// Moves bytes to the data connection with splice(2), without copying
+    /// them through user space: straight from `descriptor` when it is a
+    /// pipe (stdin or a `|COMMAND`), else (a regular file, from its current
+    /// offset) through an intermediate 1 MiB pipe. Stops at end of input;
+    /// returns the bytes sent. Throws a RescueError with operation "splice"
+    /// when the kernel refuses before anything was sent (use `write`).
+    public func splice(from descriptor: Int32, isPipe: Bool, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        let chunk = 1 << 20
+        var sent: UInt64 = 0
+        if isPipe {
+            _ = rb_set_pipe_size(descriptor, Int32(chunk))
+            while true {
+                let n = rb_splice(descriptor, socket.fd, UInt(chunk), 1)
+                if n > 0 {
+                    sent += UInt64(n); bytesTransferred += UInt64(n); progress?(sent)
+                    continue
+                }
+                if n == 0 { return sent }
+                try handleSpliceError(lastErrno(), sent: sent)
+            }
+        }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()) }
+        defer { _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1]) }
+        _ = rb_set_pipe_size(fds[1], Int32(chunk))
+        while true {
+            let n = rb_splice(descriptor, fds[1], UInt(chunk), 0)
+            if n == 0 { return sent }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
+                throw RescueError("input", "read at offset \(sent)", errno: err)
+            }
+            var inPipe = n
+            while inPipe > 0 {
+                let m = rb_splice(fds[0], socket.fd, UInt(inPipe), 1)
+                if m > 0 {
+                    inPipe -= m
+                    sent += UInt64(m); bytesTransferred += UInt64(m); progress?(sent)
+                    continue
+                }
+                try handleSpliceError(m == 0 ? EPIPE : lastErrno(), sent: sent)
+            }
+        }
+    }
+
+    /// EINTR/EAGAIN: wait (stall timeout, watching the control connection);
+    /// anything else throws.
+    private func handleSpliceError(_ err: Int32, sent: UInt64) throws {
+        if err == EINTR { return }
+        if err == EAGAIN || err == EWOULDBLOCK {
+            switch try socket.wait(events: Int16(POLLOUT), timeout: client.timeouts.stall, other: client.controlDescriptor) {
+            case .ready: return
+            case .otherReady: try checkControl(); return
+            case .timedOut: throw stallError()
+            }
+        }
+        if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
+        throw explain(RescueError(socket.label, "send", errno: err))
+    }
+
     /// Receives until `buffer` is full or the server closes the data
     /// connection (end of file); fails when nothing arrives for the stall
     /// timeout.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        makeReceiveBlocking()
         var filled = 0
         while filled < buffer.count {
-            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
-            let n = try socket.receive(into: part, timeout: client.timeouts.stall, what: "receive",
-                                       timeoutReason: "no data for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+            let n = Glibc.recv(socket.fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
             if n == 0 { break }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
+                throw RescueError(socket.label, "receive", errno: err)
+            }
             filled += n
             bytesTransferred += UInt64(n)
         }
         return filled
     }
+
+    /// Receives to `descriptor` with splice(2), without copying through
+    /// user space: straight into it when it is a pipe (stdout into `ddz
+    /// -d`), else (a regular file, at its current offset) through a 1 MiB
+    /// pipe. Runs to the end of the data; returns the bytes received.
+    /// Throws a RescueError with operation "splice" when the kernel refuses
+    /// before anything was received (use `read`). `output` names the
+    /// descriptor in errors.
+    public func splice(to descriptor: Int32, isPipe: Bool, output: String, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        makeReceiveBlocking()
+        let chunk = 1 << 20
+        var received: UInt64 = 0
+        func fail(_ err: Int32, reading: Bool) throws -> Never {
+            if received == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
+            if reading {
+                if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
+                throw RescueError(socket.label, "receive", errno: err)
+            }
+            throw RescueError(output, "write", errno: err)
+        }
+        if isPipe {
+            while true {
+                let n = rb_splice(socket.fd, descriptor, UInt(chunk), 1)
+                if n > 0 { received += UInt64(n); bytesTransferred += UInt64(n); progress?(received); continue }
+                if n == 0 { return received }
+                let err = lastErrno()
+                if err == EINTR { continue }
+                // Which side failed: EAGAIN/ECONNRESET are the socket's.
+                try fail(err, reading: err == EAGAIN || err == EWOULDBLOCK || err == ECONNRESET || err == ETIMEDOUT)
+            }
+        }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()) }
+        defer { _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1]) }
+        _ = rb_set_pipe_size(fds[1], Int32(chunk))
+        while true {
+            let n = rb_splice(socket.fd, fds[1], UInt(chunk), 1)
+            if n == 0 { return received }
+            if n < 0 {
+                let err = lastErrno()
+                if err == EINTR { continue }
+                try fail(err, reading: true)
+            }
+            var inPipe = n
+            while inPipe > 0 {
+                let m = rb_splice(fds[0], descriptor, UInt(inPipe), 0)
+                if m > 0 {
+                    inPipe -= m
+                    received += UInt64(m); bytesTransferred += UInt64(m); progress?(received)
+                    continue
+                }
+                let err = m == 0 ? EIO : lastErrno()
+                if err == EINTR { continue }
+                try fail(err, reading: false)
+            }
+        }
+    }
+
+    private func makeReceiveBlocking() {
+        if !blockingReceive {
+            // Downloads: a blocking socket with SO_RCVTIMEO and MSG_WAITALL
+            // fills the buffer in one call (no poll per packet); the
+            // timeout, restarted by every byte, is the stall timeout.
+            blockingReceive = true
+            let flags = fcntl(socket.fd, F_GETFL)
+            _ = fcntl(socket.fd, F_SETFL, flags & ~O_NONBLOCK)
+            let stall = client.timeouts.stall
+            var tv = timeval(tv_sec: Int(stall), tv_usec: Int((stall - Double(Int(stall))) * 1e6))
+            setsockopt(socket.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+    private var blockingReceive = false
 
     /// Closes the data connection and waits for the server's verdict
     /// (226/250). Throws the server's reply when it is anything else.

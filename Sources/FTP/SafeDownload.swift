@@ -54,6 +54,14 @@ public final class SafeDownload: ByteSource {
         return try stream.read(into: buffer)
     }
 
+    /// Receives everything into `descriptor` with splice(2) (see
+    /// FTPDataStream.splice(to:)).
+    @discardableResult
+    public func splice(to descriptor: Int32, isPipe: Bool, output: String, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        guard let stream else { return 0 }
+        return try stream.splice(to: descriptor, isPipe: isPipe, output: output, progress: progress)
+    }
+
     /// Waits for the 226 and checks the total against SIZE. Returns the
     /// total size (start offset + bytes received).
     @discardableResult

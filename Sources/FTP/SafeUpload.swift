@@ -145,6 +145,13 @@ public final class SafeUpload: ByteSink {
         return try stream.sendFile(descriptor: descriptor, progress: progress)
     }
 
+    /// Sends from a pipe or a file with splice(2) (see FTPDataStream.splice).
+    @discardableResult
+    public func splice(from descriptor: Int32, isPipe: Bool, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        guard let stream else { throw RescueError(displayName, "write", "upload not started") }
+        return try stream.splice(from: descriptor, isPipe: isPipe, progress: progress)
+    }
+
     /// Ends the transfer: waits for the 226, checks SIZE against the bytes
     /// sent, renames the temp file into place. Returns the final size.
     @discardableResult

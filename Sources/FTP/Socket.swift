@@ -143,10 +143,24 @@ final class Socket {
         return socket
     }
 
-    /// Asks for large kernel buffers; only raises them (a smaller fixed
-    /// size would switch off the kernel's autotuning and slow transfers).
+    /// The kernel's TCP autotuning limits (third field of tcp_wmem /
+    /// tcp_rmem); 0 when unknown (no /proc in a chroot).
+    static let autotuneLimits: (send: Int, receive: Int) = {
+        func third(_ path: String) -> Int {
+            guard let text = readSmallFile(path) else { return 0 }
+            let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            return fields.count >= 3 ? Int(fields[2]) ?? 0 : 0
+        }
+        return (third("/proc/sys/net/ipv4/tcp_wmem"), third("/proc/sys/net/ipv4/tcp_rmem"))
+    }()
+
+    /// Asks for `size`-byte kernel buffers where the kernel's autotuning
+    /// would not grow them that far by itself. A fixed size switches
+    /// autotuning off, so it is only set when it helps, and only raised.
     func setBufferSize(_ size: Int) {
-        for option in [SO_SNDBUF, SO_RCVBUF] {
+        let limits = Socket.autotuneLimits
+        for (option, autotune) in [(SO_SNDBUF, limits.send), (SO_RCVBUF, limits.receive)] {
+            if autotune >= size { continue }
             var current: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, option, &current, &len)

@@ -14,7 +14,10 @@ public final class UploadSource {
     /// A regular file: sendfile(2) works and resuming can seek.
     public let isRegularFile: Bool
     public let isSeekable: Bool
+    /// A pipe or FIFO: splice(2) can move its bytes to the socket directly.
+    public let isPipe: Bool
     private var child: pid_t?
+    private var cleanupToken: Int?
 
     private init(file: OpenFile, name: String, child: pid_t? = nil) throws {
         self.file = file
@@ -23,8 +26,13 @@ public final class UploadSource {
         let kind = try file.kind()
         isRegularFile = kind == .regular
         isSeekable = kind == .regular || kind == .blockDevice
+        isPipe = kind == .pipe
         size = isSeekable ? try file.size() : nil
         if kind == .directory { throw RescueError(name, "read", "is a directory") }
+        if let child {
+            // Interrupted: the command must not outlive us.
+            cleanupToken = Cleanup.register { kill(-child, SIGTERM) }
+        }
     }
 
     /// `-` (or nil) is stdin, `|COMMAND` runs COMMAND with /bin/sh -c,
@@ -61,7 +69,10 @@ public final class UploadSource {
         var defaults = Cleanup.signalSet()
         sigaddset(&defaults, SIGPIPE)
         posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // Its own process group, so a failed or interrupted upload can stop
+        // the whole pipeline (kill(-pid)), not just the shell.
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         var pid: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sh"), strdup("-c"), strdup(command), nil]
         defer { for p in argv { free(p) } }
@@ -79,6 +90,7 @@ public final class UploadSource {
     public func finish() throws {
         guard let pid = child else { return }
         child = nil
+        if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
@@ -93,12 +105,13 @@ public final class UploadSource {
     }
 
     /// Stops a command early (the upload failed): closes the pipe, sends
-    /// SIGTERM and reaps it.
+    /// SIGTERM to its process group and reaps it.
     public func cancel() {
         guard let pid = child else { return }
         child = nil
+        if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
-        kill(pid, SIGTERM)
+        kill(-pid, SIGTERM)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
     }

@@ -105,6 +105,19 @@ final class FaultServerTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 120)
     }
 
+    func testDownloadStallTimeoutFires() throws {
+        let server = try FaultFTPServer(scenario: "stall")
+        let client = try session(server, timeouts: FTPTimeouts(connect: 5, reply: 2, stall: 2))
+        let d = SafeDownload(client: client, remotePath: "data.bin")
+        try d.start()
+        var buffer = [UInt8](repeating: 0, count: 2 << 20)
+        XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try d.read(into: $0) }) { error in
+            let text = "\(d.fail(error))"
+            XCTAssertTrue(text.contains("stall timeout"), text)
+            XCTAssertTrue(text.contains("100000 bytes received of 1048583"), text)
+        }
+    }
+
     func testMultiLineRepliesWithDigitLines() throws {
         let server = try FaultFTPServer(scenario: "multiline")
         let client = try session(server)

@@ -17,7 +17,8 @@ Scenarios:
   fail421 / fail451 / fail552
                after 256 KiB of a STOR: that reply on the control
                connection, data connection closed (421 also closes control)
-  stall        STOR: accepts the data connection, then never reads again
+  stall        STOR: accepts the data connection, then never reads again;
+               RETR: sends 100 000 bytes, then nothing (connection open)
   multiline    every reply is multi-line with inner lines starting with digits
 """
 import socket
@@ -169,6 +170,10 @@ class Session(socketserver.StreamRequestHandler):
         self.rest = 0
         if SCENARIO == "short-retr":
             data = data[:-10]
+        if SCENARIO == "stall":
+            conn.sendall(data[:100000])
+            threading.Event().wait(3600)
+            return "close"
         conn.sendall(data)
         conn.close()
         self.reply(226, "Transfer complete")

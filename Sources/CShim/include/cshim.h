@@ -51,3 +51,8 @@ ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size);
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size);
 /* syncfs(2) (glibc declares it only under _GNU_SOURCE). */
 int rb_syncfs(int fd);
+
+/* splice(2) between a pipe and another descriptor, no offsets, SPLICE_F_MOVE
+   (plus SPLICE_F_MORE when more data follows). F_SETPIPE_SZ. */
+long rb_splice(int fd_in, int fd_out, unsigned long len, int more);
+int rb_set_pipe_size(int fd, int size);

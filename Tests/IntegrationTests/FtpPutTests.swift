@@ -1,0 +1,357 @@
+import Foundation
+import XCTest
+import TestSupport
+
+/// Shared helpers for the ftpput/ftpget tests against a real vsftpd.
+class FtpTestCase: XCTestCase {
+    var server: VsftpdServer!
+
+    override func setUpWithError() throws {
+        // Input fed to a child that exits early must not kill the test runner.
+        signal(SIGPIPE, SIG_IGN)
+        server = try VsftpdServer.start()
+    }
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+    }
+
+    func environment(password: String? = nil) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = password ?? server.password
+        env["HOME"] = "/nonexistent-home"
+        return env
+    }
+
+    /// Runs `rescuebox APPLET args` with FTP_PASSWORD set.
+    @discardableResult
+    func run(_ applet: String, _ args: [String], input: Data? = nil, password: String? = nil) throws -> RunResult {
+        try runProgram(try rescueboxBinary(), [applet] + args, input: input, environment: environment(password: password))
+    }
+
+    func home(_ name: String) -> String { server.home + "/" + name }
+
+    func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+
+    func assertNoPassword(_ r: RunResult, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(r.stderr.contains(server.password), "password shown: \(r.stderr)", file: file, line: line)
+        XCTAssertFalse(r.stdoutText.contains(server.password), file: file, line: line)
+    }
+
+    /// Waits (bounded) until `condition` holds; fails the test otherwise.
+    func waitFor(_ what: String, _ condition: () -> Bool) {
+        let deadline = Date().addingTimeInterval(60)
+        while !condition() {
+            if Date() > deadline { XCTFail("timed out waiting for \(what)"); return }
+            usleep(20_000)
+        }
+    }
+}
+
+final class FtpPutTests: FtpTestCase {
+    func testUploadFileStdinAndCommand() throws {
+        let dir = TempDir()
+        let payload = pseudoRandomBytes(3_000_001)
+        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        // A file, to a name with spaces and UTF-8, in the busybox form.
+        var r = try run("ftpput", ["-u", server.user, server.hostPort, "my file ü.bin", dir.file("src.bin")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("my file ü.bin"))), payload)
+        XCTAssertTrue(r.stderr.contains("3000001 bytes (3.0 MB, 2.9 MiB) uploaded"), r.stderr)
+        // stdin, URL form with percent escapes.
+        r = try run("ftpput", ["\(server.urlBase)/stdin%20copy.bin"], input: payload)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("stdin copy.bin"))), payload)
+        // stdin given as '-'.
+        r = try run("ftpput", ["-u", server.user, server.hostPort, "dash.bin", "-"], input: payload)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("dash.bin"))), payload)
+        // A command's output.
+        r = try run("ftpput", ["\(server.urlBase)/cmd.txt", "|seq 1 100000"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: home("cmd.txt"), encoding: .utf8), try shOK("seq 1 100000") + "\n")
+        // A URL ending in / takes LOCAL's name.
+        r = try run("ftpput", ["\(server.urlBase)/", dir.file("src.bin")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(exists(home("src.bin")))
+        // Nothing temporary left behind.
+        let names = try FileManager.default.contentsOfDirectory(atPath: server.home)
+        XCTAssertFalse(names.contains { $0.hasSuffix(".part") }, "\(names)")
+    }
+
+    func testZeroBytes() throws {
+        let r = try run("ftpput", ["\(server.urlBase)/empty", "-"], input: Data())
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: home("empty"))[.size] as? Int, 0)
+        let dir = TempDir()
+        FileManager.default.createFile(atPath: dir.file("e"), contents: nil)
+        XCTAssertEqual(try run("ftpput", ["\(server.urlBase)/empty2", dir.file("e")]).status, 0)
+        XCTAssertTrue(exists(home("empty2")))
+    }
+
+    func testCommandFailureFailsUpload() throws {
+        let r = try run("ftpput", ["\(server.urlBase)/bad.txt", "|seq 1 1000; exit 3"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("exited with status 3"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("partial file deleted"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(exists(home("bad.txt")))
+        XCTAssertFalse(exists(home("bad.txt.part")))
+        // Killed by a signal counts as failure too.
+        let k = try run("ftpput", ["\(server.urlBase)/killed.txt", "|echo x; kill -9 $$"])
+        XCTAssertEqual(k.status, 1)
+        XCTAssertTrue(k.stderr.contains("killed by signal 9"), k.stderr)
+        XCTAssertFalse(exists(home("killed.txt")))
+    }
+
+    func testWrongPasswordIs530AndNeverShown() throws {
+        let r = try run("ftpput", ["-v", "\(server.urlBase)/x", "-"], input: Data("x".utf8), password: "not-the-password")
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("530"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("PASS ****"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("not-the-password"), r.stderr)
+        // -p works (with a warning), and -v never shows it.
+        let ok = try runProgram(try rescueboxBinary(), ["ftpput", "-v", "-u", server.user, "-p", server.password,
+                                                         server.hostPort, "viaP", "-"], input: Data("y".utf8))
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stderr.contains("warning: a password on the command line"), ok.stderr)
+        assertNoPassword(ok)
+    }
+
+    func testMissingDirectoryAndMkdirs() throws {
+        var r = try run("ftpput", ["\(server.urlBase)/no/such/dir/f", "-"], input: Data("abc".utf8))
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("553"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("0 bytes sent"), r.stderr)
+        r = try run("ftpput", ["--mkdirs", "\(server.urlBase)/no/such/dir ü/f", "-"], input: Data("abc".utf8))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: home("no/such/dir ü/f"), encoding: .utf8), "abc")
+        // Again: the directories exist now, which is fine.
+        r = try run("ftpput", ["--mkdirs", "\(server.urlBase)/no/such/dir ü/g", "-"], input: Data("d".utf8))
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func testResume() throws {
+        let dir = TempDir()
+        let payload = pseudoRandomBytes(5_000_000, seed: 7)
+        try payload.write(to: URL(fileURLWithPath: dir.file("big")))
+        // An earlier attempt left 1.5 MB in big.part.
+        try payload.prefix(1_500_000).write(to: URL(fileURLWithPath: home("big.part")))
+        try shOK("chown \(server.user) '\(home("big.part"))'")
+        let r = try run("ftpput", ["-c", "\(server.urlBase)/big", dir.file("big")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("resuming"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("3500000 bytes"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("big"))), payload)
+        XCTAssertFalse(exists(home("big.part")))
+        // -c on a pipe is refused up front.
+        let p = try run("ftpput", ["-c", "\(server.urlBase)/p", "|echo x"])
+        XCTAssertEqual(p.status, 2, p.stderr)
+    }
+
+    func testInPlaceAndKeepPartial() throws {
+        var r = try run("ftpput", ["--in-place", "\(server.urlBase)/direct", "|echo hello"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: home("direct"), encoding: .utf8), "hello\n")
+        r = try run("ftpput", ["--keep-partial", "\(server.urlBase)/kept", "|echo partial; exit 1"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("partial file kept"), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: home("kept.part"), encoding: .utf8), "partial\n")
+    }
+
+    /// While the data flows: REMOTE.part exists, REMOTE does not, and the
+    /// -p password is gone from /proc/PID/cmdline. Afterwards: renamed.
+    func testTempThenRenameAndPasswordWipedFromCmdline() throws {
+        let dir = TempDir()
+        let fifo = dir.file("fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
+        process.arguments = ["ftpput", "-u", server.user, "-p", server.password, server.hostPort, "slow.bin", "|cat '\(fifo)'"]
+        process.standardInput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        waitFor("slow.bin.part on the server") { exists(home("slow.bin.part")) }
+        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/cmdline"))
+        XCTAssertNil(cmdline.range(of: Data(server.password.utf8)), "password visible in cmdline")
+        XCTAssertNotNil(cmdline.range(of: Data("slow.bin".utf8)))
+        XCTAssertFalse(exists(home("slow.bin")))
+        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: fifo))
+        try writer.write(contentsOf: pseudoRandomBytes(2_000_000))
+        try writer.close()
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        XCTAssertFalse(stderr.contains(server.password))
+        XCTAssertTrue(exists(home("slow.bin")))
+        XCTAssertFalse(exists(home("slow.bin.part")))
+    }
+
+    /// Ctrl-C mid-upload: the partial remote file is removed.
+    func testInterruptDeletesPartial() throws {
+        let dir = TempDir()
+        let fifo = dir.file("fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
+        process.arguments = ["ftpput", "\(server.urlBase)/int.bin", "|cat '\(fifo)'"]
+        process.environment = environment()
+        process.standardInput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        // Keep the pipe open (no EOF) so the upload is in progress.
+        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: fifo))
+        try writer.write(contentsOf: Data(count: 100_000))
+        waitFor("int.bin.part on the server") { exists(home("int.bin.part")) }
+        kill(process.processIdentifier, SIGINT)
+        waitFor("ftpput to exit") { !process.isRunning }
+        try? writer.close()
+        process.waitUntilExit()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(process.terminationStatus, 130, stderr)
+        XCTAssertTrue(stderr.contains("interrupted by SIGINT"), stderr)
+        waitFor("int.bin.part removed") { !exists(home("int.bin.part")) }
+        XCTAssertFalse(exists(home("int.bin")))
+    }
+
+    func testNetrc() throws {
+        let dir = TempDir()
+        let netrc = dir.file("netrc")
+        try "machine 127.0.0.1 login \(server.user) password \(server.password)\n".write(toFile: netrc, atomically: false, encoding: .utf8)
+        chmod(netrc, 0o644)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "FTP_PASSWORD")
+        let bin = try rescueboxBinary()
+        let refused = try runProgram(bin, ["ftpput", "--netrc-file", netrc, server.hostPort, "n", "-"], input: Data("n".utf8), environment: env)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("refused: readable or writable by group or others"), refused.stderr)
+        chmod(netrc, 0o600)
+        let ok = try runProgram(bin, ["ftpput", "--netrc-file", netrc, server.hostPort, "n", "-"], input: Data("n".utf8), environment: env)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(exists(home("n")))
+        // $HOME/.netrc is read by default.
+        try FileManager.default.copyItem(atPath: netrc, toPath: dir.file(".netrc"))
+        env["HOME"] = dir.path
+        let viaHome = try runProgram(bin, ["ftpput", server.hostPort, "h", "-"], input: Data("h".utf8), environment: env)
+        XCTAssertEqual(viaHome.status, 0, viaHome.stderr)
+        XCTAssertTrue(exists(home("h")))
+    }
+
+    func testIPv6() throws {
+        let v6 = try VsftpdServer.start(ipv6: true)
+        defer { v6.stop() }
+        let r = try runProgram(try rescueboxBinary(), ["ftpput", "-u", v6.user, v6.hostPort, "six", "-"],
+                               input: Data("over ipv6".utf8), environment: environment(password: v6.password))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: v6.home + "/six", encoding: .utf8), "over ipv6")
+        let g = try runProgram(try rescueboxBinary(), ["ftpget", "\(v6.urlBase)/six", "-"],
+                               environment: environment(password: v6.password))
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertEqual(g.stdoutText, "over ipv6")
+    }
+
+    func testBadArgumentsAreOneLineUsageErrors() throws {
+        for args in [[String](), ["127.0.0.1:1"], ["ftp://"], ["ftp://h:0/x", "-"], ["--timeout", "0", "ftp://h/x", "-"],
+                     ["ftp://h/", "-"], ["a", "b", "c", "d"]] {
+            let r = try run("ftpput", args, input: Data())
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "\(args): \(r.stderr)")
+        }
+        let missing = try run("ftpput", ["\(server.urlBase)/x", "/nonexistent/file"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/file: open: No such file or directory"), missing.stderr)
+        let refused = try run("ftpput", ["--connect-timeout", "5", "127.0.0.1:1", "x", "-"], input: Data())
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("Connection refused"), refused.stderr)
+        // (No unknown-host case here: it would query the system's DNS server,
+        // which is not on loopback. The chroot test covers names.)
+    }
+}
+
+/// Injection attempts against the fault server, which records what it got:
+/// nothing may be sent at all.
+final class FtpInjectionTests: XCTestCase {
+    override func setUp() { signal(SIGPIPE, SIG_IGN) }
+
+    func testCRLFRefusedBeforeAnythingIsSent() throws {
+        let server = try FaultFTPServer(scenario: "normal")
+        let bin = try rescueboxBinary()
+        let host = "127.0.0.1:\(server.port)"
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = "pw"
+        let attempts: [[String]] = [
+            ["ftpput", host, "a\r\nDELE data.bin", "-"],
+            ["ftpput", host, "a\nDELE data.bin", "-"],
+            ["ftpput", "-u", "u\r\nDELE data.bin", host, "x", "-"],
+            ["ftpput", "-u", "u", "-p", "p\r\nDELE data.bin", host, "x", "-"],
+            ["ftpput", "ftp://\(host)/x%0D%0ADELE%20data.bin", "-"],
+            ["ftpget", host, "-", "data.bin\r\nDELE data.bin"],
+            ["ftpget", "ftp://u%0A@\(host)/data.bin", "-"],
+        ]
+        for args in attempts {
+            let r = try runProgram(bin, args, input: Data("x".utf8), environment: env)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("CR, LF or NUL"), "\(args): \(r.stderr)")
+        }
+        var badEnv = env
+        badEnv["FTP_PASSWORD"] = "pw\r\nDELE data.bin"
+        let r = try runProgram(bin, ["ftpput", "-u", "u", host, "x", "-"], input: Data("x".utf8), environment: badEnv)
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(server.log, [], "something reached the server")
+    }
+}
+
+/// The binary's zero-copy paths (splice from a file and from a pipe)
+/// against the fault server: mid-transfer errors and short stores.
+final class FtpFaultBinaryTests: XCTestCase {
+    override func setUp() { signal(SIGPIPE, SIG_IGN) }
+
+    func testSpliceUploadsReportServerErrorsAndShortStores() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        try pseudoRandomBytes(8 << 20).write(to: URL(fileURLWithPath: dir.file("src")))
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = "pw"
+        for scenario in ["fail552", "fail451", "short-store", "normal"] {
+            let server = try FaultFTPServer(scenario: scenario)
+            for local in [dir.file("src"), "|cat '\(dir.file("src"))'"] {
+                let r = try runProgram(bin, ["ftpput", "-u", "u", "--timeout", "10", "127.0.0.1:\(server.port)", "up.bin", local],
+                                       environment: env)
+                switch scenario {
+                case "normal":
+                    XCTAssertEqual(r.status, 0, "\(local): \(r.stderr)")
+                    XCTAssertTrue(r.stderr.contains("8388608 bytes"), r.stderr)
+                case "short-store":
+                    XCTAssertEqual(r.status, 1, r.stderr)
+                    XCTAssertTrue(r.stderr.contains("the server stored 8388598 bytes of the 8388608 sent"), r.stderr)
+                    XCTAssertTrue(r.stderr.contains("partial file deleted"), r.stderr)
+                default:
+                    XCTAssertEqual(r.status, 1, r.stderr)
+                    XCTAssertTrue(r.stderr.contains(String(scenario.dropFirst(4))), "\(local): \(r.stderr)")
+                    XCTAssertTrue(r.stderr.contains("partial file deleted"), "\(local): \(r.stderr)")
+                }
+                XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            }
+        }
+    }
+
+    func testSpliceDownloadsCatchShortTransfers() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        let server = try FaultFTPServer(scenario: "short-retr")
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = "pw"
+        // Into a file (splice through a pipe) and into stdout (a pipe).
+        for local in [dir.file("got"), "-"] {
+            let r = try runProgram(bin, ["ftpget", "-u", "u", "127.0.0.1:\(server.port)", local, "data.bin"], environment: env)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("short transfer: 1048573 of 1048583 bytes"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("got")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("got.part")))
+    }
+}
