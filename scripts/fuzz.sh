@@ -16,6 +16,7 @@ declare -A targets=(
     [FuzzSizeParser]=size
     [FuzzNTPConf]=ntpconf
     [FuzzLzopDecoder]=lzop
+    [FuzzFTPReply]=ftpreply
 )
 wanted=("$@")
 status=0

@@ -50,7 +50,7 @@ final class BadInputTests: XCTestCase {
                  message: "rescuebox ntpleap: WORK/missing: open: No such file or directory"),
             Case(args: ["ftpput", "127.0.0.1:1", "x", "WORK/file"], status: 1,
                  message: "rescuebox ftpput: 127.0.0.1:1: connect to 127.0.0.1:1: Connection refused"),
-            Case(args: ["ftpget", "127.0.0.1:1", "x", "WORK/out"], status: 1,
+            Case(args: ["ftpget", "127.0.0.1:1", "WORK/out", "x"], status: 1,
                  message: "rescuebox ftpget: 127.0.0.1:1: connect to 127.0.0.1:1: Connection refused"),
             Case(args: ["ftpput", "127.0.0.1:99999", "x", "WORK/file"], status: 2,
                  message: "rescuebox ftpput: invalid port '99999' (see 'rescuebox ftpput --help')"),
