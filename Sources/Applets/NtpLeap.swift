@@ -410,24 +410,7 @@ public struct NtpLeap: ParsableCommand {
     // MARK: running the restart command
 
     func runCommand(_ argv: [String]) throws {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], nil, &attr, &cargs, environ)
-        if rc != 0 { throw RescueError(argv[0], "run", errno: rc) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
+        let status = waitForProcess(try spawnProcess(argv, searchPath: true))
         let exited = status & 0x7f == 0
         let code = (status >> 8) & 0xff
         if !exited || code != 0 {

@@ -47,41 +47,23 @@ public final class UploadSource {
         return try UploadSource(file: OpenFile.open(spec), name: spec)
     }
 
-    /// Starts `/bin/sh -c COMMAND` with its stdout on a pipe. The child gets
-    /// an empty signal mask and default SIGPIPE/SIGINT/SIGTERM/SIGHUP
-    /// (rescuebox blocks those in all its threads and ignores SIGPIPE), so
-    /// it behaves as under a normal shell.
+    /// Starts `/bin/sh -c COMMAND` with its stdout on a pipe, with the signal
+    /// state of a normal shell (see spawnProcess).
     static func spawn(_ command: String) throws -> UploadSource {
         let label = "|" + command
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw RescueError(label, "pipe", errno: lastErrno()) }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        var defaults = Cleanup.signalSet()
-        sigaddset(&defaults, SIGPIPE)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
         // Its own process group, so a failed or interrupted upload can stop
         // the whole pipeline (kill(-pid)), not just the shell.
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sh"), strdup("-c"), strdup(command), nil]
-        defer { for p in argv { free(p) } }
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            throw RescueError(label, "run /bin/sh", errno: rc)
+        let pid: pid_t
+        do {
+            pid = try spawnProcess(["/bin/sh", "-c", command], stdout: fds[1], ownProcessGroup: true)
+        } catch let error as RescueError {
+            close(fds[0]); close(fds[1])
+            throw RescueError(label, "run /bin/sh", error.reason)
         }
+        close(fds[1])
         return try UploadSource(file: OpenFile(descriptor: fds[0], path: label, owns: true), name: label, child: pid)
     }
 
@@ -92,10 +74,7 @@ public final class UploadSource {
         child = nil
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if lastErrno() != EINTR { throw RescueError(name, "wait", errno: lastErrno()) }
-        }
+        let status = waitForProcess(pid)
         let signal = status & 0x7F
         if signal != 0 {
             throw RescueError(name, "run", "killed by signal \(signal); the upload is incomplete")
@@ -112,8 +91,7 @@ public final class UploadSource {
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
         kill(-pid, SIGTERM)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
+        _ = waitForProcess(pid)
     }
 }
 

@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts a program as a shell would: rescuebox blocks SIGINT/TERM/HUP in
+/// every thread and ignores SIGPIPE, so the child gets an empty signal mask
+/// and the default action for those signals. `stdout` replaces its standard
+/// output; `ownProcessGroup` lets the caller stop a whole pipeline with
+/// kill(-pid). Throws RescueError(argv[0], "run", errno) when it cannot start.
+public func spawnProcess(_ argv: [String], searchPath: Bool = false, stdout: Int32? = nil,
+                         ownProcessGroup: Bool = false) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let stdout { posix_spawn_file_actions_adddup2(&actions, stdout, 1) }
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    var defaults = Cleanup.signalSet()
+    sigaddset(&defaults, SIGPIPE)
+    posix_spawnattr_setsigdefault(&attr, &defaults)
+    var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+    if ownProcessGroup {
+        posix_spawnattr_setpgroup(&attr, 0)
+        flags |= POSIX_SPAWN_SETPGROUP
+    }
+    posix_spawnattr_setflags(&attr, Int16(flags))
+    let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    defer { for p in cargs { free(p) } }
+    var pid: pid_t = 0
+    let rc = searchPath ? posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
+                        : posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+    if rc != 0 { throw RescueError(argv[0], "run", errno: rc) }
+    return pid
+}
+
+/// Waits for a child; returns its raw wait status (WIFEXITED etc.).
+public func waitForProcess(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
+    return status
+}
