@@ -157,6 +157,31 @@ final class BackupRestoreTests: XCTestCase {
         XCTAssertLessThan(blocks * 512, 5 << 20)
     }
 
+    /// A failing disk: with --noerror the unreadable sectors become zeros in
+    /// the image, stderr and the manifest count them, and the exit status is 1.
+    func testNoErrorZeroesUnreadableSectorsAndSaysSo() throws {
+        let bin = try rescueboxBinary()
+        let dir = TempDir()
+        let image = dir.file("disk.img")
+        try shOK("head -c 4M /dev/urandom > '\(image)'")
+        let bad = (1 << 20) + 512
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), bad: "\(bad)-\(bad + 1024)")
+        defer { faulty.stop() }
+        let failing = try runProgram(bin, ["backup", faulty.disk, dir.file("out.lzo")])
+        XCTAssertEqual(failing.status, 1, failing.stderr)
+        XCTAssertTrue(failing.stderr.contains("read at offset"), failing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("out.lzo")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("out.lzo.part")))
+
+        let r = try runProgram(bin, ["backup", "--noerror", "--manifest", faulty.disk, dir.file("out.lzo")])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("unreadable: bytes \(bad)-\(bad + 1023) (1024 bytes) written as zeros"), r.stderr)
+        XCTAssertTrue(try String(contentsOfFile: dir.file("out.lzo.json"), encoding: .utf8).contains("\"unreadable_bytes\": 1024"))
+        // The image is the disk with exactly those bytes zeroed.
+        try shOK("cp '\(image)' '\(dir.file("expected"))' && dd if=/dev/zero of='\(dir.file("expected"))' bs=512 seek=\(bad / 512) count=2 conv=notrunc status=none")
+        try shOK("lzop -dc '\(dir.file("out.lzo"))' | cmp - '\(dir.file("expected"))'")
+    }
+
     /// Length of an lzop member header (magic through header checksum).
     func headerLength(_ data: Data) -> Int {
         let b = [UInt8](data.prefix(64))
