@@ -77,7 +77,12 @@ public final class FTPClient {
     deinit { control?.close() }
 
     /// `host:port` as used in messages (`[::1]:21` for IPv6 literals).
-    public var label: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var label: String { Self.label(host: host, port: port) }
+
+    /// "host:port", with an IPv6 literal in brackets: how messages name a server.
+    public static func label(host: String, port: UInt16) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 
     public var isConnected: Bool { control != nil }
 

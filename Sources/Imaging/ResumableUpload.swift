@@ -28,7 +28,7 @@ public struct UploadTarget {
     }
 
     public var tempPath: String { inPlace ? remotePath : remotePath + ".part" }
-    public var label: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var label: String { FTPClient.label(host: host, port: port) }
     public var displayName: String { "ftp://\(label)/\(remotePath)" }
 }
 
