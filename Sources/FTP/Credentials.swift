@@ -135,8 +135,11 @@ public struct NetrcFile: Equatable {
         if st.st_uid != getuid() {
             throw RescueError(path, "read netrc", "refused: owned by another user")
         }
-        guard let text = readSmallFile(path) else { throw RescueError(path, "read netrc", errno: lastErrno()) }
-        return parse(text)
+        do {
+            return parse(try readSmallFile(path))
+        } catch let error as RescueError {
+            throw RescueError(path, "read netrc", error.reason)
+        }
     }
 
     public static func parse(_ text: String) -> NetrcFile {

@@ -52,7 +52,7 @@ public struct NameResolver {
 
     /// Addresses listed for `name` in the hosts file (case-insensitive).
     public func lookupHostsFile(_ name: String) -> [String] {
-        guard let text = readSmallFile(hostsFile) else { return [] }
+        guard let text = try? readSmallFile(hostsFile) else { return [] }
         let wanted = name.lowercased()
         var result: [String] = []
         for rawLine in text.split(separator: "\n") {
@@ -68,7 +68,7 @@ public struct NameResolver {
 
     /// The `nameserver` lines of resolv.conf (numeric addresses only).
     public func nameServers() -> [FTPAddress] {
-        guard let text = readSmallFile(resolvConf) else { return [] }
+        guard let text = try? readSmallFile(resolvConf) else { return [] }
         var result: [FTPAddress] = []
         for rawLine in text.split(separator: "\n") {
             let fields = rawLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" })
@@ -139,21 +139,6 @@ public func isValidHostName(_ name: String) -> Bool {
         }
     }
     return true
-}
-
-func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { _ = Glibc.close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while bytes.count < limit {
-        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && lastErrno() == EINTR { continue }
-        if n <= 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Building a DNS query and reading the addresses out of the answer

@@ -147,7 +147,7 @@ final class Socket {
     /// tcp_rmem); 0 when unknown (no /proc in a chroot).
     static let autotuneLimits: (send: Int, receive: Int) = {
         func third(_ path: String) -> Int {
-            guard let text = readSmallFile(path) else { return 0 }
+            guard let text = try? readSmallFile(path) else { return 0 }
             let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
             return fields.count >= 3 ? Int(fields[2]) ?? 0 : 0
         }

@@ -21,27 +21,11 @@ public func runningProcesses(root: String) -> [ProcessInfoLite] {
     let proc = root + "/proc"
     var out: [ProcessInfoLite] = []
     for entry in directoryEntries(proc) ?? [] {
-        guard let pid = Int(entry), let file = try? readCmdline("\(proc)/\(entry)/cmdline") else { continue }
+        guard let pid = Int(entry), let file = try? readSmallFileBytes("\(proc)/\(entry)/cmdline") else { continue }
         let args = file.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         var trimmed = args
         while trimmed.last == "" { trimmed.removeLast() }
         if !trimmed.isEmpty { out.append(ProcessInfoLite(pid: pid, arguments: trimmed)) }
-    }
-    return out
-}
-
-/// /proc/PID/cmdline reports size 0: read it to the end.
-func readCmdline(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw RescueError(path, "open", errno: lastErrno()) }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while out.count < 1 << 20 {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && lastErrno() == EINTR { continue }
-        if n <= 0 { break }
-        out += buffer[0..<n]
     }
     return out
 }

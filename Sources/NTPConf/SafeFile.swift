@@ -42,16 +42,8 @@ public func readConfigFile(_ path: String) throws -> ConfigFile {
         throw RescueError(path, "read", "not a text file (\(st.st_size) bytes; a config is under \(maxConfigBytes >> 20) MiB)")
     }
     var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-        if n < 0 {
-            if lastErrno() == EINTR { continue }
-            throw RescueError(path, "read", errno: lastErrno())
-        }
-        if n == 0 { bytes.removeLast(bytes.count - done); break }
-        done += n
-    }
+    let done = try bytes.withUnsafeMutableBytes { try OpenFile(descriptor: fd, path: path).readFull(into: $0) }
+    bytes.removeLast(bytes.count - done)
     if let reason = notTextReason(bytes) { throw RescueError(path, "read", reason) }
     return ConfigFile(path: path, realPath: real, bytes: bytes, mode: st.st_mode & 0o7777,
                       uid: st.st_uid, gid: st.st_gid, identity: "\(st.st_dev):\(st.st_ino)")
@@ -183,14 +175,10 @@ public func replaceAtomically(_ target: String, with contents: [UInt8], like tem
         Cleanup.unregister(token)
         return error
     }
-    var done = 0
-    while done < contents.count {
-        let n = contents.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-        if n < 0 {
-            if lastErrno() == EINTR { continue }
-            throw fail(RescueError(path, "write", errno: lastErrno()))
-        }
-        done += n
+    do {
+        try OpenFile(descriptor: fd, path: path).writeAll(contents)
+    } catch let error as RescueError {
+        throw fail(error)
     }
     var st = stat()
     if fstat(fd, &st) != 0 { throw fail(RescueError(path, "stat", errno: lastErrno())) }

@@ -143,17 +143,3 @@ public func realPath(_ path: String) -> String? {
     defer { free(p) }
     return String(cString: p)
 }
-
-/// Reads a small text file (proc, sysfs, configs) whole.
-public func readSmallFile(_ path: String, limit: Int = 16 << 20) throws -> String {
-    let file = try OpenFile.open(path)
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = try chunk.withUnsafeMutableBytes { try file.readFull(into: $0) }
-        bytes.append(contentsOf: chunk[0..<n])
-        if n < chunk.count { break }
-        if bytes.count > limit { throw RescueError(path, "read", "larger than \(limit) bytes") }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

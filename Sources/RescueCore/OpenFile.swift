@@ -191,3 +191,23 @@ public final class OpenFile {
         return 512
     }
 }
+
+/// Reads a small file (proc, sysfs, a config) whole; throws when it is
+/// larger than `limit`.
+public func readSmallFileBytes(_ path: String, limit: Int = 16 << 20) throws -> [UInt8] {
+    let file = try OpenFile.open(path)
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = try chunk.withUnsafeMutableBytes { try file.readFull(into: $0) }
+        bytes.append(contentsOf: chunk[0..<n])
+        if n < chunk.count { break }
+        if bytes.count > limit { throw RescueError(path, "read", "larger than \(limit) bytes") }
+    }
+    return bytes
+}
+
+/// The same as text.
+public func readSmallFile(_ path: String, limit: Int = 16 << 20) throws -> String {
+    String(decoding: try readSmallFileBytes(path, limit: limit), as: UTF8.self)
+}
