@@ -14,14 +14,16 @@ let package = Package(
         // System libraries, linked statically into the release binary.
         .systemLibrary(name: "CLZO", path: "Sources/CLZO"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // OpenSSL 3 (libssl-dev): TLS for FTPS, SHA-256 for manifests.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         // Variadic or macro-only C interfaces (ioctl, O_TMPFILE, ...) as plain functions.
         .target(name: "CShim", path: "Sources/CShim"),
 
         .target(name: "RescueCore", dependencies: [
-            "CShim", .product(name: "SystemPackage", package: "swift-system"),
+            "CShim", "COpenSSL", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "LZOP", dependencies: ["RescueCore", "CLZO", "CZlib"]),
-        .target(name: "FTP", dependencies: ["RescueCore"]),
+        .target(name: "FTP", dependencies: ["RescueCore", "COpenSSL"]),
         .target(name: "ZeroFill", dependencies: ["RescueCore"]),
         .target(name: "NTPConf", dependencies: ["RescueCore"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
