@@ -122,6 +122,7 @@ public struct Backup: ParsableCommand {
             var target = UploadTarget(host: url.host, port: url.port, credentials: credentials, remotePath: url.path,
                                       timeouts: try connection.timeouts(), mkdirs: mkdirs, inPlace: inPlace)
             if connection.verbose { target.trace = { printError($0) } }
+            target.tls = try connection.tlsOptions(for: url)
             options.upload = target
         } else if destination != "-" {
             options.localOutput = destination.hasSuffix("/")

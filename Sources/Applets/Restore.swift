@@ -64,6 +64,7 @@ public struct Restore: ParsableCommand {
             var remote = UploadTarget(host: url.host, port: url.port, credentials: credentials, remotePath: url.path,
                                       timeouts: try connection.timeouts(), mkdirs: false, inPlace: true)
             if connection.verbose { remote.trace = { printError($0) } }
+            remote.tls = try connection.tlsOptions(for: url)
             options.download = remote
         } else {
             options.localSource = source

@@ -58,6 +58,12 @@ public final class FTPClient {
     public var trace: ((String) -> Void)?
     /// Kernel socket buffer size asked for on data connections.
     public var socketBufferSize = 4 << 20
+    /// TLS (TLS.swift): explicit (AUTH TLS) or implicit; off by default.
+    public var tls = FTPTLSOptions()
+    private var tlsContext: TLSContext?
+    /// The name the certificate must carry when it differs from `host`
+    /// (a second session connects to the first one's address).
+    private var tlsServerName: String?
 
     public private(set) var host = ""
     public private(set) var port: UInt16 = 21
@@ -107,13 +113,53 @@ public final class FTPClient {
             }
         }
         guard control != nil else { throw lastError ?? RescueError(label, "connect", "no address") }
+        if tls.mode == .implicit { try startTLS() }
         var greeting = try readReply(for: "connect")
         while greeting.isPreliminary { greeting = try readReply(for: "connect") }
         guard greeting.isSuccess else { throw failure("connect", greeting) }
+        if tls.mode == .explicit {
+            // RFC 4217: AUTH TLS, then the handshake, before USER.
+            let auth = try command("AUTH TLS")
+            guard auth.code == 234 else {
+                let error = RescueError(label, "AUTH TLS", "the server offers no TLS (it replied \(auth)); refused before USER was sent (--tls)")
+                disconnect()
+                throw error
+            }
+            try startTLS()
+        }
+    }
+
+    /// The TLS handshake on the control connection, with the certificate
+    /// check; a refusal closes the connection before anything else is sent.
+    private func startTLS() throws {
+        guard let control else { throw RescueError(label, "TLS handshake", "not connected") }
+        do {
+            if tlsContext == nil { tlsContext = try TLSContext(options: tls) }
+            let stream = try TLSStream(context: tlsContext!, socket: control, serverName: tlsServerName ?? host)
+            try stream.handshake(timeout: timeouts.connect, trace: trace)
+            control.tls = stream
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    /// After login on a TLS session: PBSZ 0, then PROT P (or PROT C with
+    /// --tls-control-only).
+    private func setDataProtection() throws {
+        guard control?.tls != nil else { return }
+        try expectSuccess("PBSZ 0")
+        try expectSuccess(tls.protectData ? "PROT P" : "PROT C")
     }
 
     /// USER/PASS. Anonymous: user "anonymous", password "anonymous@".
+    /// On a TLS session, then PBSZ/PROT.
     public func login(user: String, password: String) throws {
+        try authenticate(user: user, password: password)
+        try setDataProtection()
+    }
+
+    private func authenticate(user: String, password: String) throws {
         try checkSafeForControl(user, what: "user name")
         try checkSafeForControl(password, what: "password")
         credentials = (user, password)
@@ -257,6 +303,9 @@ public final class FTPClient {
         let other = FTPClient(timeouts: timeouts ?? self.timeouts)
         other.resolver = resolver
         other.trace = trace
+        other.tls = tls
+        other.tlsServerName = tlsServerName ?? host
+        other.socketBufferSize = socketBufferSize
         if let peer {
             // Same address as before: no second name lookup.
             try other.connect(host: peer.host, port: peer.port)
@@ -334,6 +383,7 @@ public final class FTPClient {
     /// True when a reply has arrived (or the connection ended) without waiting.
     func controlHasInput() -> Bool {
         guard let control else { return false }
+        if control.tls?.hasPendingInput == true { return true }
         return (try? control.wait(events: Int16(POLLIN), timeout: 0)) == .ready
     }
 
@@ -373,7 +423,13 @@ public final class FTPClient {
             port = parsed.port
         }
         target.port = port!
-        return try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
-                                  bufferSize: socketBufferSize)
+        let data = try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
+                                      bufferSize: socketBufferSize)
+        if tls.protectData, let controlTLS = control?.tls, let tlsContext {
+            // PROT P: TLS resuming the control connection's session; the
+            // handshake follows the server's 1xx (FTPDataStream).
+            data.tls = try TLSStream(context: tlsContext, socket: data, serverName: tlsServerName ?? host, reuse: controlTLS)
+        }
+        return data
     }
 }

@@ -97,6 +97,9 @@ enum SocketWait { case ready, otherReady, timedOut }
 final class Socket {
     let fd: Int32
     let label: String
+    /// TLS on this connection (TLS.swift), once started: sends and
+    /// receives then go through it.
+    var tls: TLSStream?
     private var closed = false
 
     init(fd: Int32, label: String) {
@@ -207,6 +210,7 @@ final class Socket {
     /// becomes readable while the socket is blocked (the server answered on
     /// the control connection mid-transfer).
     func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double, what: String = "send", watch: Int32? = nil) throws -> Bool {
+        if let tls { return try tls.send(bytes, timeout: timeout, what: what, watch: watch) }
         var done = 0
         while done < bytes.count {
             let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
@@ -227,6 +231,7 @@ final class Socket {
     /// Receives up to `buffer.count` bytes, waiting at most `timeout`
     /// seconds for the first; 0 at end of stream.
     func receive(into buffer: UnsafeMutableRawBufferPointer, timeout: Double, what: String = "receive", timeoutReason: String) throws -> Int {
+        if let tls { return try tls.receive(into: buffer, timeout: timeout, what: what, timeoutReason: timeoutReason) }
         while true {
             let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }

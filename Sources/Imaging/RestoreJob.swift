@@ -46,6 +46,7 @@ public final class RestoreJob {
         if let remote = options.download {
             let c = FTPClient(timeouts: remote.timeouts)
             c.trace = remote.trace
+            c.tls = remote.tls
             try c.connect(host: remote.host, port: remote.port)
             try c.login(user: remote.credentials.user, password: remote.credentials.password)
             try c.setBinary()

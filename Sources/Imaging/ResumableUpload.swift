@@ -15,6 +15,8 @@ public struct UploadTarget {
     public var inPlace: Bool
     /// With -v: the protocol trace (passwords shown as ****).
     public var trace: ((String) -> Void)?
+    /// TLS for every session the job opens (--tls, ftps://).
+    public var tls = FTPTLSOptions()
 
     public init(host: String, port: UInt16, credentials: FTPCredentials, remotePath: String,
                 timeouts: FTPTimeouts, mkdirs: Bool, inPlace: Bool) {
@@ -64,6 +66,7 @@ final class ResumableUpload: ByteSink {
         monitor.locked { client?.disconnect(); client = nil; stream = nil; paused = false }
         let c = FTPClient(timeouts: target.timeouts)
         c.trace = target.trace
+        c.tls = target.tls
         try c.connect(host: target.host, port: target.port)
         try c.login(user: target.credentials.user, password: target.credentials.password)
         try c.setBinary()
@@ -207,6 +210,7 @@ final class ResumableUpload: ByteSink {
 
     private func reconnectBriefly() throws -> FTPClient {
         let c = FTPClient(timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5))
+        c.tls = target.tls
         try c.connect(host: target.host, port: target.port)
         try c.login(user: target.credentials.user, password: target.credentials.password)
         return c
