@@ -5,15 +5,26 @@
 # read-only access to DIR/anon. Prints shell assignments:
 #   FTP_DIR FTP_HOST FTP_PORT FTP_USER FTP_PASS FTP_HOME FTP_ANON FTP_PID
 # (use: eval "$(scripts/vsftpd-start.sh)"; ... ; scripts/vsftpd-stop.sh "$FTP_DIR").
+# TLS: --tls-cert FILE --tls-key FILE turns on ssl_enable=YES (explicit
+# AUTH TLS, require_ssl_reuse=YES as vsftpd's default); --tls-implicit makes
+# it implicit_ssl=YES; --tls-force adds force_local_logins_ssl and
+# force_local_data_ssl. --tls alone makes a throwaway self-signed
+# certificate for localhost/127.0.0.1 with openssl req (FTP_CERT).
 # The server runs in the foreground of a background job; vsftpd-stop.sh
 # kills it and removes the directory. Never listens outside loopback.
 set -euo pipefail
 ipv6=0
 base=/var/tmp
+tls=0 cert= key= implicit=NO force=NO
 while (($#)); do
     case "$1" in
         --ipv6) ipv6=1 ;;
         --dir-base) base="$2"; shift ;;
+        --tls) tls=1 ;;
+        --tls-cert) tls=1; cert="$2"; shift ;;
+        --tls-key) tls=1; key="$2"; shift ;;
+        --tls-implicit) tls=1; implicit=YES ;;
+        --tls-force) tls=1; force=YES ;;
         *) echo "vsftpd-start.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -46,6 +57,30 @@ anon="$dir/anon"
 mkdir -p "$home" "$anon"
 chown "$user:" "$home"
 chmod 755 "$anon"
+
+tlsconf="ssl_enable=NO"
+if ((tls)); then
+    if [ -z "$cert" ]; then
+        cert="$dir/cert.pem" key="$dir/key.pem"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$key" -out "$cert" -days 2 -subj /CN=localhost \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" 2>/dev/null
+    fi
+    [ -n "$key" ] || key="$cert"
+    tlsconf="ssl_enable=YES
+rsa_cert_file=$cert
+rsa_private_key_file=$key
+require_ssl_reuse=YES
+implicit_ssl=$implicit
+force_local_logins_ssl=$force
+force_local_data_ssl=$force
+allow_anon_ssl=YES
+force_anon_logins_ssl=NO
+force_anon_data_ssl=NO
+ssl_ciphers=HIGH
+ssl_tlsv1=YES
+ssl_sslv2=NO
+ssl_sslv3=NO"
+fi
 
 free_port() {
     python3 -c 'import socket,sys
@@ -95,6 +130,7 @@ dual_log_enable=NO
 ftpd_banner=rescuebox test vsftpd
 max_clients=200
 max_per_ip=200
+$tlsconf
 CONF
     "$vsftpd" "$dir/vsftpd.conf" >"$dir/stderr" 2>&1 &
     pid=$!
@@ -102,13 +138,18 @@ CONF
     # Wait until it answers (or died: port taken, bad config).
     for _ in $(seq 1 100); do
         if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        if python3 - "$host" "$port" <<'PY' 2>/dev/null; then
-import socket, sys
+        if python3 - "$host" "$port" "$implicit" <<'PY' 2>/dev/null; then
+import socket, ssl, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+if sys.argv[3] == "YES":
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(s)
 sys.exit(0 if s.recv(100).startswith(b"220") else 1)
 PY
-            printf 'FTP_DIR=%q\nFTP_HOST=%q\nFTP_PORT=%q\nFTP_USER=%q\nFTP_PASS=%q\nFTP_HOME=%q\nFTP_ANON=%q\nFTP_PID=%q\n' \
-                "$dir" "$host" "$port" "$user" "$pass" "$home" "$anon" "$pid"
+            printf 'FTP_DIR=%q\nFTP_HOST=%q\nFTP_PORT=%q\nFTP_USER=%q\nFTP_PASS=%q\nFTP_HOME=%q\nFTP_ANON=%q\nFTP_PID=%q\nFTP_CERT=%q\n' \
+                "$dir" "$host" "$port" "$user" "$pass" "$home" "$anon" "$pid" "$cert"
             exit 0
         fi
         sleep 0.1

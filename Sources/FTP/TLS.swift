@@ -245,12 +245,14 @@ final class TLSStream {
             }
             return
         }
-        if result == X509_V_OK { return }
         if options.insecure {
-            if quiet { return }
-            printError("warning: \(socket.label): --insecure: accepting a certificate that failed its check (\(reason)); the server's public-key pin is \(pin)")
+            // Every use warns, whether or not this certificate would pass.
+            if !quiet {
+                printError("warning: \(socket.label): --insecure: the server's certificate is not relied on (its check: \(reason)); its public-key pin is \(pin)")
+            }
             return
         }
+        if result == X509_V_OK { return }
         let store = options.caFile == nil && context.trustSource.isEmpty ? " (no CA certificates found: give --cacert FILE)" : ""
         throw RescueError(socket.label, "TLS certificate",
                           "\(reason)\(store); refused (nothing more was sent); the server's public-key pin is \(pin) (--pin \(pin) trusts it)")
@@ -283,13 +285,23 @@ final class TLSStream {
     /// Decrypted bytes waiting in OpenSSL (the socket itself may be quiet).
     var hasPendingInput: Bool { SSL_pending(ssl) > 0 }
 
-    /// Sends close_notify (an upload's clean end), without waiting for the
-    /// server's; errors are ignored (the 226 is the verdict).
+    /// An upload's clean end: sends close_notify, then reads (and drops)
+    /// whatever the server still sends (TLS 1.3 session tickets) until it
+    /// closes its side. Closing with those bytes unread would make the
+    /// kernel reset the connection, and the server would lose the data
+    /// still in flight. Errors are ignored: the 226 is the verdict.
     func shutdown(timeout: Double) {
         guard isHandshaken else { return }
         _ = try? drive("TLS shutdown", timeout: timeout, timeoutReason: "timeout") {
             let rc = SSL_shutdown(ssl)
             return rc >= 0 ? 1 : rc
+        }
+        var scratch = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = try? scratch.withUnsafeMutableBytes {
+                try receive(into: $0, timeout: timeout, what: "TLS shutdown", timeoutReason: "timeout")
+            }
+            guard let n, n > 0 else { break }
         }
     }
 }
