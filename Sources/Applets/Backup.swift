@@ -32,7 +32,7 @@ public struct Backup: ParsableCommand {
         kept alive with NOOP, and continued when data comes.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
-        Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
+        Credentials, timeouts and TLS (--tls, ftps://) as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
         EXAMPLES:
           rescuebox backup /dev/sda ftp://admin@nas/images/
@@ -40,6 +40,7 @@ public struct Backup: ParsableCommand {
           rescuebox backup -3 --mkdirs /dev/nvme0n1 ftp://admin@[fd00::5]:2121/2026/
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
+          rescuebox backup --tls --pin sha256//r1T0...= /dev/sda ftp://admin@nas/images/
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
         """
     )

@@ -26,6 +26,7 @@ public struct Restore: ParsableCommand {
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
           rescuebox restore /mnt/usb/sda.lzo /dev/sdb
           rescuebox restore ftp://admin@nas/images/sda.lzo /var/tmp/sda.img
+          rescuebox restore --tls ftp://admin@nas/images/sda.lzo /dev/sda
         """
     )
 

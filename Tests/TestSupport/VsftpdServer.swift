@@ -30,6 +30,8 @@ public final class VsftpdServer {
     public let anonymousRoot: String
     public let directory: String
     public let pid: Int32
+    /// The server's certificate (PEM) when started with TLS options.
+    public let certificate: String?
     private var stopped = false
 
     /// `host:port` for the busybox-style argument (`[::1]:port` for IPv6).
@@ -37,13 +39,15 @@ public final class VsftpdServer {
     /// `ftp://user@host:port` (no trailing slash, no password).
     public var urlBase: String { "ftp://\(user)@\(hostPort)" }
 
-    public static func start(ipv6: Bool = false) throws -> VsftpdServer {
+    /// `options`: more vsftpd-start.sh options, such as `--tls`,
+    /// `--tls-cert FILE --tls-key FILE`, `--tls-implicit`, `--tls-force`.
+    public static func start(ipv6: Bool = false, options: [String] = []) throws -> VsftpdServer {
         try requireRoot("vsftpd needs root to run and a local user to be created")
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/vsftpd") else {
             throw XCTSkip("vsftpd is not installed")
         }
         let script = repositoryRoot() + "/scripts/vsftpd-start.sh"
-        let r = try runProgram("/bin/bash", [script] + (ipv6 ? ["--ipv6"] : []), timeout: 60)
+        let r = try runProgram("/bin/bash", [script] + (ipv6 ? ["--ipv6"] : []) + options, timeout: 60)
         if r.status == 77 { throw XCTSkip("vsftpd-start.sh: \(r.stderr)") }
         guard r.status == 0 else { throw XCTSkip("vsftpd did not start: \(r.stderr)") }
         var values: [String: String] = [:]
@@ -56,12 +60,14 @@ public final class VsftpdServer {
               let anon = values["FTP_ANON"], let pid = Int32(values["FTP_PID"] ?? "") else {
             throw XCTSkip("vsftpd-start.sh printed something unexpected: \(r.stdoutText)")
         }
+        let cert = values["FTP_CERT"].flatMap { $0.isEmpty || $0 == "''" ? nil : $0 }
         return VsftpdServer(host: host, port: port, user: user, password: pass, home: home,
-                            anonymousRoot: anon, directory: dir, pid: pid)
+                            anonymousRoot: anon, directory: dir, pid: pid, certificate: cert)
     }
 
     private init(host: String, port: Int, user: String, password: String, home: String,
-                 anonymousRoot: String, directory: String, pid: Int32) {
+                 anonymousRoot: String, directory: String, pid: Int32, certificate: String?) {
+        self.certificate = certificate
         self.host = host
         self.port = port
         self.user = user
