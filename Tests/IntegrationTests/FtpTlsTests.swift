@@ -100,7 +100,7 @@ final class FtpTlsTests: XCTestCase {
         // PROT C: refused by a server forcing data TLS, with the server's reason.
         r = try run(server, "ftpput", ["--tls-control-only", "--cacert", certs.ca, "\(url)/clear.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("PROT C"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("server replied 522"), r.stderr)
     }
 
     func testControlOnlyTLSOnAServerThatAllowsIt() throws {
@@ -134,18 +134,20 @@ final class FtpTlsTests: XCTestCase {
     func testBadCertificatesRefusedWithOneLine() throws {
         let dir = TempDir()
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("x")))
-        for (name, reason) in [("wrong", "hostname mismatch"), ("expired", "certificate has expired"),
-                               ("unknown", "unable to get local issuer certificate")] {
+        // By name (DNS:elsewhere.invalid is not localhost), and by address.
+        for (name, host, reason) in [("wrong", "localhost", "hostname mismatch"), ("wrong", "127.0.0.1", "IP address mismatch"),
+                                     ("expired", "127.0.0.1", "certificate has expired"),
+                                     ("unknown", "127.0.0.1", "unable to get local issuer certificate")] {
             let server = try start(certs.serverOptions(name))
             let r = try run(server, "ftpput", ["-v", "--tls", "--cacert", certs.ca,
-                                               "ftp://\(server.user)@127.0.0.1:\(server.port)/x", dir.file("x")])
+                                               "ftp://\(server.user)@\(host):\(server.port)/x", dir.file("x")])
             XCTAssertEqual(r.status, 1, r.stderr)
             XCTAssertFalse(r.stderr.contains("> USER"), "\(name): USER sent: \(r.stderr)")
             let quiet = try run(server, "ftpput", ["--tls", "--cacert", certs.ca,
-                                                   "ftp://\(server.user)@127.0.0.1:\(server.port)/x", dir.file("x")])
+                                                   "ftp://\(server.user)@\(host):\(server.port)/x", dir.file("x")])
             XCTAssertEqual(quiet.status, 1)
             XCTAssertEqual(stderrLines(quiet).count, 1, quiet.stderr)
-            XCTAssertTrue(quiet.stderr.hasPrefix("rescuebox ftpput: 127.0.0.1:\(server.port): TLS certificate: \(reason)"), quiet.stderr)
+            XCTAssertTrue(quiet.stderr.hasPrefix("rescuebox ftpput: \(host):\(server.port): TLS certificate: \(reason)"), quiet.stderr)
             XCTAssertTrue(quiet.stderr.contains("--pin \(try certs.pin(name))"), quiet.stderr)
             XCTAssertFalse(FileManager.default.fileExists(atPath: server.home + "/x"))
             XCTAssertFalse(FileManager.default.fileExists(atPath: server.home + "/x.part"))
@@ -229,6 +231,17 @@ final class FtpTlsTests: XCTestCase {
         XCTAssertGreaterThan(tlsHex.count, 2 * payload.count, "strace saw less than the image's size")
         XCTAssertFalse(tlsHex.contains(secret), "the password crossed in clear")
         for piece in pieces { XCTAssertFalse(tlsHex.contains(piece), "image bytes crossed in clear") }
+
+        // OpenSSL loads nothing from disk: no openssl.cnf, engine or provider.
+        let log = dir.file("open.strace")
+        let r = try runProgram(strace, ["-f", "-qq", "-e", "trace=open,openat", "-o", log, try rescueboxBinary(), "ftpget",
+                                        "--tls", "--cacert", certs.ca, "ftp://\(server.user)@127.0.0.1:\(server.port)/tls.bin", "-"],
+                               environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let opened = try String(contentsOfFile: log, encoding: .utf8)
+        for name in ["openssl.cnf", ".so", "engines", "ossl-modules"] {
+            XCTAssertFalse(opened.contains(name), "opened \(name): \(opened)")
+        }
     }
 
     func testBackupAndRestoreOverTLS() throws {
