@@ -260,6 +260,45 @@ final class FtpTlsTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.stderr)
     }
 
+    /// A TLS backup whose server sessions are killed mid-transfer resumes
+    /// in a new TLS session; the stored image is complete.
+    func testBackupResumesOverTLSAfterTheSessionIsKilled() throws {
+        let bin = try rescueboxBinary()
+        let server = try start(certs.serverOptions("good", ["--tls-force"]))
+        let dir = TempDir()
+        let image = dir.file("disk.img")
+        try shOK("seq 1 4000000 > '\(image)'; head -c 8M /dev/urandom >> '\(image)'; truncate -s 48M '\(image)'")
+        // The FUSE disk stalls half-way, so the kill lands mid-transfer.
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (20 << 20, (20 << 20) + 1, 4))
+        defer { faulty.stop() }
+        let backup = Process()
+        backup.executableURL = URL(fileURLWithPath: bin)
+        backup.arguments = ["backup", "--tls", "--cacert", certs.ca, "--retries", "3", faulty.disk,
+                            "ftp://\(server.user)@127.0.0.1:\(server.port)/disk.lzo"]
+        var env = ProcessInfo.processInfo.environment
+        env["FTP_PASSWORD"] = server.password
+        backup.environment = env
+        let errPipe = Pipe()
+        backup.standardError = errPipe
+        try backup.run()
+        let part = server.home + "/disk.lzo.part"
+        let deadline = Date().addingTimeInterval(60)
+        while ((try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0) ?? 0 < 1 << 20 {
+            if Date() > deadline || !backup.isRunning { break }
+            usleep(50_000)
+        }
+        XCTAssertTrue(backup.isRunning, "backup ended before the session could be killed")
+        try shOK("for p in $(pgrep -P \(server.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
+        backup.waitUntilExit()
+        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(backup.terminationStatus, 0, stderr)
+        XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
+        try shOK("lzop -dc '\(server.home)/disk.lzo' | cmp - '\(image)'")
+        let r = try run(server, "restore", ["--tls", "--cacert", certs.ca, "ftp://\(server.user)@127.0.0.1:\(server.port)/disk.lzo", dir.file("back.img")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try shOK("cmp '\(image)' '\(dir.file("back.img"))'")
+    }
+
     /// The static binary alone in an empty chroot with only the CA file.
     func testStaticBinaryInEmptyChrootWithTLS() throws {
         try requireRoot("chroot")
