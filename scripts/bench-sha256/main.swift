@@ -22,4 +22,4 @@ if args[1] == "portable" {
     hex = h.finalizeHex()
 }
 let seconds = now() - start
-print(String(format: "%.4f %s", seconds, hex))
+print("\(seconds) \(hex)")
