@@ -177,6 +177,10 @@ public final class FTPDataStream: ByteSink, ByteSource {
         var filled = 0
         if let tls = socket.tls {
             try secure(tls)
+            // As plain downloads: a blocking socket with SO_RCVTIMEO, so
+            // SSL_read waits in recv instead of a poll per record.
+            makeReceiveBlocking()
+            tls.blockingReads = true
             while filled < buffer.count {
                 let n = try tls.receive(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]),
                                         timeout: client.timeouts.stall, what: "receive",

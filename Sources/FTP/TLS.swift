@@ -128,6 +128,9 @@ final class TLSStream {
     private let context: TLSContext
     private let serverName: String
     private(set) var isHandshaken = false
+    /// Set when the socket was made blocking with SO_RCVTIMEO (downloads):
+    /// a read that wants more then means that timeout has passed.
+    var blockingReads = false
 
     /// `reuse`: the control connection whose TLS session a data connection
     /// resumes (vsftpd's require_ssl_reuse).
@@ -149,6 +152,8 @@ final class TLSStream {
         if let reuse, let session = SSL_get1_session(reuse.ssl) {
             _ = SSL_set_session(ssl, session)
             SSL_SESSION_free(session)
+            // A data connection: let OpenSSL read many records per recv.
+            SSL_set_read_ahead(ssl, 1)
         }
     }
 
@@ -166,7 +171,9 @@ final class TLSStream {
             let code = SSL_get_error(ssl, rc)
             let events: Int16
             switch code {
-            case SSL_ERROR_WANT_READ: events = Int16(POLLIN)
+            case SSL_ERROR_WANT_READ:
+                if blockingReads { throw RescueError(socket.label, what, timeoutReason) }
+                events = Int16(POLLIN)
             case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
             case SSL_ERROR_ZERO_RETURN: return 0
             case SSL_ERROR_SYSCALL:
@@ -283,7 +290,7 @@ final class TLSStream {
     }
 
     /// Decrypted bytes waiting in OpenSSL (the socket itself may be quiet).
-    var hasPendingInput: Bool { SSL_pending(ssl) > 0 }
+    var hasPendingInput: Bool { SSL_has_pending(ssl) == 1 }
 
     /// An upload's clean end: sends close_notify, then reads (and drops)
     /// whatever the server still sends (TLS 1.3 session tickets) until it
