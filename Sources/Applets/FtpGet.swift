@@ -6,7 +6,9 @@ import SystemPackage
 import Glibc
 #endif
 
-public struct FtpGet: ParsableCommand {
+public struct FtpGet: ParsableCommand, NormalizesArguments {
+    public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
+
     public static let configuration = CommandConfiguration(
         commandName: "ftpget",
         abstract: "Download a file from an FTP server, verified and resumable.",
@@ -41,7 +43,7 @@ public struct FtpGet: ParsableCommand {
     @Flag(name: .customLong("keep-partial"), help: "Keep LOCAL.part when the download fails.")
     var keepPartial = false
 
-    @Argument(help: ArgumentHelp("HOST[:PORT] [LOCAL] REMOTE, or URL [LOCAL].", valueName: "ARGS"))
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("HOST[:PORT] [LOCAL] REMOTE, or URL [LOCAL].", valueName: "ARGS"))
     var arguments: [String] = []
 
     public init() {}
@@ -50,6 +52,7 @@ public struct FtpGet: ParsableCommand {
         connection.protectPassword()
         Program.verbose = connection.verbose
         _ = try connection.timeouts()
+        let arguments = try FTPConnectionOptions.names(self.arguments)
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
         let rest = Array(arguments.dropFirst())
         var remote: String?
@@ -115,7 +118,7 @@ public struct FtpGet: ParsableCommand {
                     total += try download.splice(to: output.fd, isPipe: kind == .pipe, output: output.path) {
                         meter?.update(processed: offset + $0)
                     }
-                } catch let error as RescueError where error.operation == "splice" && download.bytesReceived == 0 {
+                } catch let error as RescueError where error.kind == .zeroCopyUnsupported && download.bytesReceived == 0 {
                     printVerbose("splice refused (\(error.reason)); copying through a buffer")
                 }
             }
