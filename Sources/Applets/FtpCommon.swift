@@ -119,6 +119,34 @@ public struct FTPConnectionOptions: ParsableArguments {
         return try FTPClient.openSession(config)
     }
 
+    /// The first steps of ftpput and ftpget: wipe command-line passwords,
+    /// check the timeouts, and read `HOST[:PORT] NAME [NAME]` (busybox
+    /// order: REMOTE at `remoteIndex` of the names after HOST, 0 or -1 for
+    /// the last) or `URL [LOCAL]` into the URL and the LOCAL argument.
+    public func transferArguments(_ raw: [String], usage: String, remoteIndex: Int) throws -> (FTPURL, String?) {
+        protectPassword()
+        Program.verbose = verbose
+        _ = try timeouts()
+        let arguments = try FTPConnectionOptions.names(raw)
+        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
+        let rest = Array(arguments.dropFirst())
+        var remote: String?
+        var local: String?
+        if FTPURL.looksLikeURL(first) {
+            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
+            local = rest.first
+        } else {
+            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (\(usage))") }
+            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (\(usage))") }
+            let index = remoteIndex >= 0 ? remoteIndex : rest.count - 1
+            remote = rest[index]
+            local = rest.count == 2 ? rest[1 - index] : nil
+        }
+        let url = try target(first, path: remote)
+        protectURLPassword(url)
+        return (url, local)
+    }
+
     /// busybox's glued short options (`-pS3cret`, `-uadmin`, `-P2121`) as
     /// two arguments, so they parse and the value is never echoed in an
     /// error. Other arguments are left alone; after `--` nothing changes.

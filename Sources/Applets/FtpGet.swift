@@ -49,25 +49,8 @@ public struct FtpGet: ParsableCommand, NormalizesArguments {
     public init() {}
 
     public func run() throws {
-        connection.protectPassword()
-        Program.verbose = connection.verbose
-        _ = try connection.timeouts()
-        let arguments = try FTPConnectionOptions.names(self.arguments)
-        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
-        let rest = Array(arguments.dropFirst())
-        var remote: String?
-        var local: String?
-        if FTPURL.looksLikeURL(first) {
-            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
-            local = rest.first
-        } else {
-            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (ftpget HOST [LOCAL] REMOTE)") }
-            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (ftpget HOST [LOCAL] REMOTE)") }
-            remote = rest.last
-            local = rest.count == 2 ? rest[0] : nil
-        }
-        let url = try connection.target(first, path: remote)
-        connection.protectURLPassword(url)
+        let (url, local) = try connection.transferArguments(arguments, usage: "ftpget HOST [LOCAL] REMOTE",
+                                                            remoteIndex: -1)
         guard !url.path.isEmpty, !url.path.hasSuffix("/") else { throw RescueError.usage("no remote file named") }
         let target = local ?? baseName(url.path)
         let toStdout = target == "-"

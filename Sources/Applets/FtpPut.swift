@@ -69,27 +69,9 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
     public init() {}
 
     public func run() throws {
-        connection.protectPassword()
-        Program.verbose = connection.verbose
-        _ = try connection.timeouts()
         // Everything is checked before anything is sent.
-        let arguments = try FTPConnectionOptions.names(self.arguments)
-        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
-        var remote: String?
-        var local: String?
-        let isURL = FTPURL.looksLikeURL(first)
-        let rest = Array(arguments.dropFirst())
-        if isURL {
-            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
-            local = rest.first
-        } else {
-            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (ftpput HOST REMOTE [LOCAL])") }
-            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (ftpput HOST REMOTE [LOCAL])") }
-            remote = rest[0]
-            local = rest.count == 2 ? rest[1] : nil
-        }
-        var url = try connection.target(first, path: remote)
-        connection.protectURLPassword(url)
+        var (url, local) = try connection.transferArguments(arguments, usage: "ftpput HOST REMOTE [LOCAL]",
+                                                            remoteIndex: 0)
         if url.path.isEmpty || url.path.hasSuffix("/") {
             guard let local, local != "-", !local.hasPrefix("|") else {
                 throw RescueError.usage("the URL names no remote file (end it with a file name)")

@@ -473,6 +473,20 @@ public final class FTPClient {
 
     var controlDescriptor: Int32? { control?.fd }
 
+    /// An error of this session restated for `path`: the object becomes
+    /// `ftp://host:port/path`; errors of a data connection (whose sockets
+    /// are labelled "host:port data connection") say so in the operation.
+    public func relabel(_ error: RescueError, path: String) -> RescueError {
+        var error = error
+        if error.object == label {
+            error.object = "ftp://\(label)/\(path)"
+        } else if error.object == label + " data connection" {
+            error.operation = "data connection: " + error.operation
+            error.object = "ftp://\(label)/\(path)"
+        }
+        return error
+    }
+
     /// The error for a refusing reply: its code, its whole text, and a
     /// hint where the code has a usual cause.
     func failure(_ what: String, _ reply: FTPReply) -> RescueError {

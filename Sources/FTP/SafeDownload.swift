@@ -105,12 +105,7 @@ public final class SafeDownload: ByteSource {
             self.stream = nil
         }
         if base.exitCode == ExitCode.usage { return base }
-        if base.object == client.label {
-            base.object = displayName
-        } else if base.object.hasPrefix(client.label) {
-            base.operation = "data connection: " + base.operation
-            base.object = displayName
-        }
+        base = client.relabel(base, path: remotePath)
         let total = startOffset + received
         base.reason += " (\(total) bytes received" + (expectedSize.map { " of \($0)" } ?? "") + ")"
         return base

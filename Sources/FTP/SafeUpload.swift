@@ -296,12 +296,7 @@ public final class SafeUpload: ByteSink {
             notes.append(deletePartial())
         }
         base.reason += " (" + notes.joined(separator: "; ") + ")"
-        if base.object == client.label {
-            base.object = displayName
-        } else if base.object.hasPrefix(client.label) {
-            base.operation = "data connection: " + base.operation
-            base.object = displayName
-        }
+        base = client.relabel(base, path: remotePath)
         failed = base
         return base
     }
