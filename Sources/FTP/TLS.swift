@@ -172,22 +172,25 @@ final class TLSStream {
             let events: Int16
             switch code {
             case SSL_ERROR_WANT_READ:
-                if blockingReads { throw RescueError(socket.label, what, timeoutReason) }
+                if blockingReads { throw RescueError(socket.label, what, timeoutReason).with(kind: .connection) }
                 events = Int16(POLLIN)
             case SSL_ERROR_WANT_WRITE: events = Int16(POLLOUT)
             case SSL_ERROR_ZERO_RETURN: return 0
             case SSL_ERROR_SYSCALL:
+                // The connection broke (reset, closed): worth a reconnect.
                 let err = lastErrno()
                 if err == EINTR { continue }
                 let reason = openSSLReason(err != 0 ? systemReason(err) : "the server closed the connection")
-                throw RescueError(socket.label, what, reason)
+                throw RescueError(socket.label, what, reason).with(kind: .connection)
             default:
+                // A TLS protocol failure (no TLS there, no common version or
+                // cipher, a fatal alert): the same next time.
                 throw RescueError(socket.label, what, openSSLReason("TLS error \(code)"))
             }
             switch try socket.wait(events: events, timeout: timeout, other: watch) {
             case .ready: continue
             case .otherReady: return nil
-            case .timedOut: throw RescueError(socket.label, what, timeoutReason)
+            case .timedOut: throw RescueError(socket.label, what, timeoutReason).with(kind: .connection)
             }
         }
     }
@@ -275,7 +278,7 @@ final class TLSStream {
             guard let n = try drive(what, timeout: timeout,
                                     timeoutReason: "no progress for \(formatSeconds(timeout)) (stall timeout)", watch: watch,
                                     { SSL_write(ssl, bytes.baseAddress! + done, want) }) else { return false }
-            if n == 0 { throw RescueError(socket.label, what, "the server closed the TLS connection") }
+            if n == 0 { throw RescueError(socket.label, what, "the server closed the TLS connection").with(kind: .connection) }
             done += Int(n)
             progress?(Int(n))
         }
