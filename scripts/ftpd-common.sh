@@ -91,21 +91,29 @@ s.bind(("::1" if sys.argv[1]=="1" else "127.0.0.1",0)); print(s.getsockname()[1]
 }
 
 # Waits until HOST PORT sends a 220 banner (0), or the process PID died or
-# 10 s passed (1). Polls; the server's own start-up decides how long.
+# 10 s passed (1). Polls every 20 ms; the server's start-up decides how long.
 ftpd_wait_banner() {
-    local host="$1" port="$2" pid="$3"
-    for _ in $(seq 1 100); do
-        if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
-        if python3 - "$host" "$port" <<'PY' 2>/dev/null; then
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-sys.exit(0 if s.recv(100).startswith(b"220") else 1)
+    python3 - "$1" "$2" "$3" <<'PY'
+import os, socket, sys, time
+host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                sys.exit(1)
+    except (OSError, IndexError):
+        sys.exit(1)
+    try:
+        with socket.create_connection((host, port), timeout=1) as s:
+            if s.recv(100).startswith(b"220"):
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.02)
+sys.exit(1)
 PY
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
 }
 
 # Records the listener for ftpd-stop.sh and prints the assignments.

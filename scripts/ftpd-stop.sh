@@ -20,6 +20,13 @@ descendants() {
     done
 }
 
+# Running (a zombie is not: the listener's parent, init, reaps it late).
+alive() {
+    local state
+    state="$(sed 's/.*) //' /proc/"$1"/stat 2>/dev/null | cut -d' ' -f1)"
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 if [ -f "$pidfile" ]; then
     pid="$(cat "$pidfile")"
     # Only the listener we started: the program recorded beside its pid.
@@ -28,7 +35,7 @@ if [ -f "$pidfile" ]; then
         sessions="$(descendants "$pid")"
         kill "$pid" 2>/dev/null
         [ -n "$sessions" ] && kill -9 $sessions 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 250); do alive "$pid" || break; sleep 0.02; done
         kill -9 "$pid" 2>/dev/null
     fi
 fi
