@@ -199,6 +199,7 @@ final class FtpInteropTests: XCTestCase {
             try storeAsServerUser(server, "res.bin.part", payload.prefix(1 << 20 | 999))
             let r = try run(server, "ftpput", ["-c", "\(server.urlBase)/res.bin", local])
             XCTAssertEqual(r.status, 0, "\(cell): ftpput -c: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(String(1 << 20 | 999)), "\(cell): ftpput -c did not resume at the .part's end: \(r.stderr)")
             XCTAssertTrue(contents(server.home + "/res.bin") == payload,
                           "\(cell): ftpput -c: res.bin is \(size(server.home + "/res.bin")) bytes, content differs")
             XCTAssertEqual(files(server.home), ["res.bin"], "\(cell): ftpput -c left behind")
@@ -214,6 +215,7 @@ final class FtpInteropTests: XCTestCase {
             try payload.prefix(1 << 20 | 5).write(to: URL(fileURLWithPath: dir.file("big.bin.part")))
             let r = try run(server, "ftpget", ["-c", "\(server.urlBase)/big.bin", dir.file("big.bin")])
             XCTAssertEqual(r.status, 0, "\(cell): ftpget -c: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(String(1 << 20 | 5)), "\(cell): ftpget -c did not resume at the .part's end: \(r.stderr)")
             XCTAssertTrue(contents(dir.file("big.bin")) == payload, "\(cell): ftpget -c: content differs")
             XCTAssertEqual(files(dir.path), ["big.bin"], "\(cell): ftpget -c left behind")
         }
