@@ -10,7 +10,8 @@
 # Options: those of ftpd-common.sh, and
 #   --deny-size            <Limit SIZE> DenyAll (SIZE answers 550)
 #   --allow-store-restart  AllowStoreRestart on (proftpd's default, kept
-#                          otherwise, refuses REST before STOR)
+#                          otherwise, refuses REST before STOR and APPE:
+#                          "451 NAME: Append/Restart not permitted, try again")
 set -euo pipefail
 ftpd_name=proftpd
 . "$(dirname "$0")/ftpd-common.sh"

@@ -30,7 +30,7 @@ public struct FTPServerOptions: Sendable {
     public var maxRate: Int?
     /// proftpd only: `<Limit SIZE> DenyAll` (SIZE answers 550).
     public var denySize: Bool
-    /// proftpd only: `AllowStoreRestart on`. Off (proftpd's default) refuses REST before STOR.
+    /// proftpd only: `AllowStoreRestart on`. Off (proftpd's default) refuses REST before STOR, and APPE.
     public var allowStoreRestart: Bool
 
     public init(ipv6: Bool = false, homeSize: String? = nil, maxRate: Int? = nil,
@@ -119,6 +119,14 @@ extension TestFTPServer {
         guard !sessions.isEmpty else { throw FTPServerError.noSession("\(label): no session process to kill") }
         for p in sessions { kill(p, SIGKILL) }
         return sessions
+    }
+
+    /// Whether the server lets a client continue an upload (REST+STOR or
+    /// APPE). proftpd with AllowStoreRestart off (its default) refuses both:
+    /// "451 NAME: Append/Restart not permitted, try again".
+    public var allowsUploadResume: Bool {
+        guard let scripted = self as? ScriptedFTPServer else { return true }
+        return kind != .proftpd || scripted.options.allowStoreRestart
     }
 
     /// A file in the home that the server's user may not write (root's, mode
