@@ -6,8 +6,9 @@ import TestSupport
 /// The same operation matrix against vsftpd, proftpd and pure-ftpd, over
 /// IPv4 and IPv6: uploads from a file, stdin and `|cmd`; downloads to a file
 /// and stdout; both resumes; --mkdirs; backup and restore with the server's
-/// session killed mid-transfer; a full server disk; SIZE denied; --in-place
-/// over a file the server will not let us write. Every cell is checked and
+/// session killed mid-transfer; a full server disk; SIZE denied; an
+/// existing file the server will not let us write (--in-place, --no-clobber,
+/// the default replace). Every cell is checked and
 /// reported on its own ("proftpd on ::1: ftpput -c: ..."), and one failing
 /// cell does not stop the others. Each server is a fresh one per cell.
 final class FtpInteropTests: XCTestCase {
@@ -224,20 +225,39 @@ final class FtpInteropTests: XCTestCase {
         }
     }
 
-    /// `--in-place` over a file the server refuses to open for writing: the
-    /// upload fails and the file is exactly as it was (never DELEd: this run
-    /// stored nothing in it).
-    func testInPlaceOverReadOnlyFileKeepsIt() throws {
+    /// An existing remote file the server will not let us open for writing
+    /// (root's, mode 0444, in the user's directory):
+    /// - `--in-place` fails (vsftpd 553, proftpd 550, pure-ftpd 553) and the
+    ///   file is exactly as it was: never DELEd, this run stored nothing in it;
+    /// - `--no-clobber` refuses and keeps it;
+    /// - the default (.part, then RNTO over it) replaces it, as curl and
+    ///   busybox would, and says so ("replaced an existing 300000-byte ...").
+    func testExistingReadOnlyFile() throws {
         let dir = TempDir()
-        try pseudoRandomBytes(1 << 20, seed: 19).write(to: URL(fileURLWithPath: dir.file("new.bin")))
+        let new = pseudoRandomBytes(1 << 20, seed: 19)
+        try new.write(to: URL(fileURLWithPath: dir.file("new.bin")))
         let old = pseudoRandomBytes(300_000, seed: 23)
         try forEach(everyServerIPv4) { cell, server in
+            let keep = server.home + "/keep.bin"
             try server.putReadOnlyFile("keep.bin", old)
-            let r = try run(server, "ftpput", ["--in-place", "\(server.urlBase)/keep.bin", dir.file("new.bin")])
+            var r = try run(server, "ftpput", ["--in-place", "\(server.urlBase)/keep.bin", dir.file("new.bin")])
             XCTAssertEqual(r.status, 1, "\(cell): ftpput --in-place over a read-only file: \(r.stderr)")
             XCTAssertEqual(lines(r.stderr).count, 1, "\(cell): ftpput --in-place: not one line: \(r.stderr)")
-            XCTAssertTrue(contents(server.home + "/keep.bin") == old,
-                          "\(cell): ftpput --in-place destroyed keep.bin (\(size(server.home + "/keep.bin")) bytes): \(r.stderr)")
+            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --in-place destroyed keep.bin (\(size(keep)) bytes): \(r.stderr)")
+            try? FileManager.default.removeItem(atPath: keep)
+
+            try server.putReadOnlyFile("keep.bin", old)
+            r = try run(server, "ftpput", ["--no-clobber", "\(server.urlBase)/keep.bin", dir.file("new.bin")])
+            XCTAssertEqual(r.status, 1, "\(cell): ftpput --no-clobber over an existing file: \(r.stderr)")
+            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --no-clobber replaced keep.bin (\(size(keep)) bytes): \(r.stderr)")
+            XCTAssertEqual(files(server.home), ["keep.bin"], "\(cell): ftpput --no-clobber left behind")
+
+            r = try run(server, "ftpput", ["\(server.urlBase)/keep.bin", dir.file("new.bin")])
+            XCTAssertEqual(r.status, 0, "\(cell): ftpput over a read-only file: \(r.stderr)")
+            XCTAssertTrue(contents(keep) == new, "\(cell): ftpput over a read-only file: keep.bin not replaced")
+            XCTAssertTrue(r.stderr.contains("replaced") && r.stderr.contains("300000"),
+                          "\(cell): ftpput does not say it replaced an existing 300000-byte file: \(r.stderr)")
+            XCTAssertEqual(files(server.home), ["keep.bin"], "\(cell): ftpput left behind")
         }
     }
 
