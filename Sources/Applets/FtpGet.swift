@@ -6,7 +6,9 @@ import SystemPackage
 import Glibc
 #endif
 
-public struct FtpGet: ParsableCommand {
+public struct FtpGet: ParsableCommand, NormalizesArguments {
+    public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
+
     public static let configuration = CommandConfiguration(
         commandName: "ftpget",
         abstract: "Download a file from an FTP server, verified and resumable.",
@@ -41,30 +43,14 @@ public struct FtpGet: ParsableCommand {
     @Flag(name: .customLong("keep-partial"), help: "Keep LOCAL.part when the download fails.")
     var keepPartial = false
 
-    @Argument(help: ArgumentHelp("HOST[:PORT] [LOCAL] REMOTE, or URL [LOCAL].", valueName: "ARGS"))
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("HOST[:PORT] [LOCAL] REMOTE, or URL [LOCAL].", valueName: "ARGS"))
     var arguments: [String] = []
 
     public init() {}
 
     public func run() throws {
-        connection.protectPassword()
-        Program.verbose = connection.verbose
-        _ = try connection.timeouts()
-        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
-        let rest = Array(arguments.dropFirst())
-        var remote: String?
-        var local: String?
-        if FTPURL.looksLikeURL(first) {
-            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
-            local = rest.first
-        } else {
-            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (ftpget HOST [LOCAL] REMOTE)") }
-            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (ftpget HOST [LOCAL] REMOTE)") }
-            remote = rest.last
-            local = rest.count == 2 ? rest[0] : nil
-        }
-        let url = try connection.target(first, path: remote)
-        connection.protectURLPassword(url)
+        let (url, local) = try connection.transferArguments(arguments, usage: "ftpget HOST [LOCAL] REMOTE",
+                                                            remoteIndex: -1)
         guard !url.path.isEmpty, !url.path.hasSuffix("/") else { throw RescueError.usage("no remote file named") }
         let target = local ?? baseName(url.path)
         let toStdout = target == "-"
@@ -115,7 +101,7 @@ public struct FtpGet: ParsableCommand {
                     total += try download.splice(to: output.fd, isPipe: kind == .pipe, output: output.path) {
                         meter?.update(processed: offset + $0)
                     }
-                } catch let error as RescueError where error.operation == "splice" && download.bytesReceived == 0 {
+                } catch let error as RescueError where error.kind == .zeroCopyUnsupported && download.bytesReceived == 0 {
                     printVerbose("splice refused (\(error.reason)); copying through a buffer")
                 }
             }
