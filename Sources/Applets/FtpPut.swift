@@ -83,7 +83,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
         }
         var options = SafeUploadOptions()
         options.inPlace = inPlace
-        options.keepPartial = keepPartial
+        options.keepPartial = keepPartial || resume  // a failed -c run keeps its partial file for the next one
         options.resume = resume
         options.mkdirs = mkdirs
         options.noClobber = noClobber
