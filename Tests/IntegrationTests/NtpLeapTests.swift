@@ -260,6 +260,7 @@ final class NtpLeapTests: XCTestCase {
         try write(root.file("etc/chrony/chrony.conf"), "pool p\n")
         try write(root.file("proc/77/cmdline"), "/usr/sbin/ntpd\0-p\0/run/ntpd.pid\0-gx\0")
         try write(root.file("etc/init.d/ntp"), "#!/bin/sh\n")
+        try write(root.file("etc/init.d/chrony"), "#!/bin/sh\n")
         let status = try ntpleap(["--root", root.path, "--status"])
         XCTAssertEqual(status.status, 0, status.stderr)
         let out = status.stdoutText
@@ -267,7 +268,17 @@ final class NtpLeapTests: XCTestCase {
         XCTAssertTrue(out.contains("chrony.conf \(root.file("etc/chrony/chrony.conf")) (main configuration): CHANGE NEEDED: no leapsecmode"), out)
         XCTAssertTrue(out.contains("ntpd: running (pid 77) with -x"), out)
         XCTAssertTrue(out.contains("chrony in use: yes"), out)
-        XCTAssertTrue(out.contains("leap second") || out.contains("leap state unknown"), out)
+        // The kernel lines are the running kernel's, said so, never the image's: exactly one
+        // of the two adjtimex outcomes, under that label.
+        let whose = "  running kernel (the rescue system's, not the system under \(root.path))"
+        let kernelLines = out.components(separatedBy: "\n").filter { $0.hasPrefix(whose) }
+        XCTAssertEqual(kernelLines.count, 2, out)
+        XCTAssertTrue(kernelLines[0].hasPrefix(whose + " \(try unameRelease()): leap-second defect: "), out)
+        let state = kernelLines[1]
+        XCTAssertTrue(state.hasPrefix(whose + ": no leap second armed in the kernel (adjtimex time state ")
+                      || state.hasPrefix(whose + ": a leap second INSERTION is armed")
+                      || state.hasPrefix(whose + ": a leap second DELETION is armed")
+                      || state.hasPrefix(whose + ": leap state unknown: kernel clock: adjtimex (read): "), state)
         XCTAssertTrue(out.contains("restart (sysvinit):\n  service ntp restart\n  service chrony restart"), out)
 
         let clear = try ntpleap(["--root", root.path, "--clear-kernel-leap"])
@@ -316,9 +327,24 @@ final class NtpLeapTests: XCTestCase {
 }
 
 extension NtpLeapTests {
+    func unameRelease() throws -> String { try shOK("uname -r") }
+
+    /// Runs ntpleap in a private mount namespace whose /etc/init.d is `initd`
+    /// (a bind mount: the host's /etc/init.d is never changed), with `bin`
+    /// first on PATH.
+    func ntpleapWithInitScripts(_ initd: String, bin: String, _ args: [String]) throws -> RunResult {
+        try requireRoot("a private mount namespace (unshare -m) for a stand-in /etc/init.d")
+        let quoted = args.map { "'\($0)'" }.joined(separator: " ")
+        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        return try sh("PATH='\(path)' unshare -m --propagation private sh -c \"mount --bind '\(initd)' /etc/init.d && exec '\(try rescueboxBinary())' ntpleap \(quoted)\"")
+    }
+
     /// --restart runs the init system's restart command (a recording stand-in
-    /// first on PATH here), only after a change.
+    /// first on PATH here), only after a change; and the service is the one
+    /// whose init script exists (issue 14, defect 7: a host with only
+    /// /etc/init.d/ntpsec is told `service ntpsec restart`, never `ntp`).
     func testRestartRunsTheCommandAfterAChange() throws {
+        try requireRoot("a private mount namespace (unshare -m) for a stand-in /etc/init.d")
         let dir = TempDir()
         let bin = dir.file("bin")
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
@@ -326,18 +352,42 @@ extension NtpLeapTests {
             try write("\(bin)/\(tool)", "#!/bin/sh\necho \"\(tool) $*\" >> '\(dir.file("calls"))'\n")
             chmod("\(bin)/\(tool)", 0o755)
         }
+        let initd = dir.file("init.d")
+        try write(initd + "/ntpsec", "#!/bin/sh\n")
         let conf = dir.file("ntp.conf")
         try write(conf, "enable kernel\n")
-        let path = bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let r = try ntpleap(["--restart", conf], env: ["PATH": path])
+        // The hint without --restart: from the init script that exists.
+        let hint = try ntpleapWithInitScripts(initd, bin: bin, [conf])
+        XCTAssertEqual(hint.status, 0, hint.stderr)
+        XCTAssertTrue(hint.stdoutText.hasSuffix("restart ntpd to apply (\(try initSystemOfHost())): \(try restartOfHost("ntpsec"))\n"), hint.stdoutText)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("calls")))
+        try write(conf, "enable kernel\n")
+        try FileManager.default.removeItem(atPath: conf + ".rescuebox-bak")
+        let r = try ntpleapWithInitScripts(initd, bin: bin, ["--restart", conf])
         XCTAssertEqual(r.status, 0, r.stderr)
         let calls = String(decoding: try read(dir.file("calls")), as: UTF8.self)
-        XCTAssertTrue(["systemctl restart ntp\n", "service ntp restart\n", "rc-service ntp restart\n",
-                       "systemctl restart ntpd\n", "service ntpd restart\n", "rc-service ntpd restart\n"].contains(calls), calls)
-        XCTAssertTrue(r.stdoutText.contains("restarting: "), r.stdoutText)
+        XCTAssertEqual(calls, try restartOfHost("ntpsec") + "\n")
+        XCTAssertTrue(r.stdoutText.contains("restarting: \(try restartOfHost("ntpsec"))"), r.stdoutText)
         // Already safe: no restart.
-        XCTAssertEqual(try ntpleap(["--restart", conf], env: ["PATH": path]).status, 0)
+        XCTAssertEqual(try ntpleapWithInitScripts(initd, bin: bin, ["--restart", conf]).status, 0)
         XCTAssertEqual(String(decoding: try read(dir.file("calls")), as: UTF8.self), calls)
+        // No init script or unit at all: the hint says so instead of inventing one.
+        try FileManager.default.removeItem(atPath: initd + "/ntpsec")
+        try write(conf, "enable kernel\n")
+        try FileManager.default.removeItem(atPath: conf + ".rescuebox-bak")
+        let none = try ntpleapWithInitScripts(initd, bin: bin, [conf])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        if try restartOfHost("ntpsec").hasPrefix("service") {
+            XCTAssertTrue(none.stdoutText.contains("restart ntpd to apply: no unit or init script found for it (looked for ntp, ntpd, ntpsec)"), none.stdoutText)
+        }
+    }
+
+    /// This host's init system as ntpleap sees it, and its restart command for `service`.
+    func initSystemOfHost() throws -> String {
+        FileManager.default.fileExists(atPath: "/run/systemd/system") ? "systemd" : "sysvinit"
+    }
+    func restartOfHost(_ service: String) throws -> String {
+        try initSystemOfHost() == "systemd" ? "systemctl restart \(service)" : "service \(service) restart"
     }
 }
 
@@ -372,5 +422,169 @@ extension NtpLeapTests {
         XCTAssertTrue(r.stderr.hasSuffix("\(run): write: Read-only file system\n"), r.stderr)
         XCTAssertEqual(String(decoding: try read(root.file("etc/ntp.conf")), as: UTF8.self), "enable kernel\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.file("etc/ntp.conf.rescuebox-bak")))
+    }
+}
+
+/// Issue 14: --root never touches the host; DHCP gap; chrony trailing text;
+/// FIFOs; --json.
+extension NtpLeapTests {
+    /// Defects 1 and 2: a FILE argument and an absolute link inside the image
+    /// both resolve inside --root; the host's file of the same name is never
+    /// read or written; a link that leaves the root is refused in one line.
+    func testRootConfinesFileArgumentsAndAbsoluteLinks() throws {
+        let host = TempDir()  // stands for the rescue system's own files
+        let root = TempDir()
+        let hostConf = host.file("etc-ntp.conf")
+        try write(hostConf, "enable kernel\n")
+        try write(root.path + hostConf, "enable kernel\n")  // the same path, inside the image
+        let named = try ntpleap(["--root", root.path, hostConf])
+        XCTAssertEqual(named.status, 0, named.stderr)
+        XCTAssertEqual(String(decoding: try read(hostConf), as: UTF8.self), "enable kernel\n", "the host's file was changed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: hostConf + ".rescuebox-bak"))
+        XCTAssertEqual(String(decoding: try read(root.path + hostConf), as: UTF8.self), "\(appended)\n")
+        XCTAssertEqual(try ntpleap(["--root", root.path, "--check", hostConf]).status, 0)
+        XCTAssertEqual(try ntpleap(["--check", hostConf]).status, 1, "without --root it is the host's file")
+        let restored = try ntpleap(["--root", root.path, "--restore", hostConf])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertEqual(String(decoding: try read(root.path + hostConf), as: UTF8.self), "enable kernel\n")
+        XCTAssertEqual(String(decoding: try read(hostConf), as: UTF8.self), "enable kernel\n")
+
+        // R/etc/ntpsec/ntp.conf -> /HOST/x.conf (absolute): chroot reads R/HOST/x.conf.
+        let hostTarget = host.file("x.conf")
+        try write(hostTarget, "enable kernel\n")
+        try write(root.path + hostTarget, "server a\nenable kernel\n")
+        try FileManager.default.createDirectory(atPath: root.file("etc/ntpsec"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root.file("etc/ntpsec/ntp.conf"), withDestinationPath: hostTarget)
+        let run = try ntpleap(["--root", root.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdoutText.contains("\(root.file("etc/ntpsec/ntp.conf")) (via \(root.path + hostTarget)): changed:"), run.stdoutText)
+        XCTAssertEqual(String(decoding: try read(hostTarget), as: UTF8.self), "enable kernel\n", "the host's link target was changed")
+        XCTAssertEqual(String(decoding: try read(root.path + hostTarget), as: UTF8.self), "server a\n\(appended)\n")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: root.file("etc/ntpsec/ntp.conf")), hostTarget)
+        XCTAssertEqual(String(decoding: try read(root.file("etc/ntpsec/ntp.conf.rescuebox-bak")), as: UTF8.self), "server a\nenable kernel\n")
+
+        // A link that climbs out of the root: refused, one line, nothing written.
+        let escape = TempDir()
+        try FileManager.default.createDirectory(atPath: escape.file("etc"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: escape.file("etc/ntp.conf"), withDestinationPath: "../../../../../../../../../.." + hostConf)
+        let refused = try ntpleap(["--root", escape.path])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertEqual(refused.stderr, "rescuebox ntpleap: \(escape.file("etc/ntp.conf")): resolve symbolic link: its target leaves \(escape.path) (refused: under --root every path stays inside it)\n")
+        XCTAssertEqual(try ntpleap(["--root", escape.path, "--check"]).status, 2)
+        XCTAssertEqual(String(decoding: try read(hostConf), as: UTF8.self), "enable kernel\n")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: escape.file("etc")), ["ntp.conf"])
+    }
+
+    /// Defect 3: with an admin -c file and a DHCP copy, the file Debian's
+    /// dhclient hook rebuilds the copy from is fixed too.
+    func testDhcpCopyAndTheHookSourceAreBothFixed() throws {
+        let root = TempDir()
+        try write(root.file("etc/default/ntpsec"), "NTPD_OPTS=\"-g -N -c /etc/ntpsec/custom.conf\"\nIGNORE_DHCP=\"\"\n")
+        for f in ["etc/ntpsec/custom.conf", "etc/ntpsec/ntp.conf", "run/ntpsec/ntp.conf.dhcp"] {
+            try write(root.file(f), "server a\nenable kernel\n")
+        }
+        let run = try ntpleap(["--root", root.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for f in ["etc/ntpsec/custom.conf", "etc/ntpsec/ntp.conf", "run/ntpsec/ntp.conf.dhcp"] {
+            XCTAssertEqual(String(decoding: try read(root.file(f)), as: UTF8.self), "server a\n\(appended)\n", f)
+        }
+        XCTAssertTrue(run.stdoutText.contains("\(root.file("etc/ntpsec/ntp.conf")): the dhclient hook rebuilds \(root.file("run/ntpsec/ntp.conf.dhcp")) from it at every lease"), run.stdoutText)
+        XCTAssertTrue(run.stdoutText.contains("\(root.file("run/ntpsec/ntp.conf.dhcp")): DHCP copy that ntpd reads instead of \(root.file("etc/ntpsec/custom.conf"))"), run.stdoutText)
+        // IGNORE_DHCP=yes: the copy is not "what ntpd reads", and the hook's source is not in play.
+        let ignored = TempDir()
+        try write(ignored.file("etc/default/ntpsec"), "NTPD_OPTS=\"-g -N -c /etc/ntpsec/custom.conf\"\nIGNORE_DHCP=\"yes\"\n")
+        for f in ["etc/ntpsec/custom.conf", "etc/ntpsec/ntp.conf", "run/ntpsec/ntp.conf.dhcp"] {
+            try write(ignored.file(f), "server a\nenable kernel\n")
+        }
+        let check = try ntpleap(["--root", ignored.path, "--check"])
+        XCTAssertEqual(check.status, 1)
+        XCTAssertFalse(check.stdoutText.contains("ntpd reads instead"), check.stdoutText)
+        XCTAssertTrue(check.stdoutText.contains("\(ignored.file("run/ntpsec/ntp.conf.dhcp")): DHCP copy, not read by ntpd (IGNORE_DHCP=yes in \(ignored.file("etc/default/ntpsec")))"), check.stdoutText)
+        XCTAssertFalse(check.stdoutText.contains("\(ignored.file("etc/ntpsec/ntp.conf")):"), check.stdoutText)
+    }
+
+    /// Defect 4: chrony has no trailing comments; chronyd refuses such a
+    /// line, so ntpleap neither rewrites the file nor calls it safe.
+    func testChronyTrailingTextIsAnErrorNeverSafe() throws {
+        for line in ["leapsecmode system # note", "leapsecmode slew extra"] {
+            let root = TempDir()
+            let conf = root.file("etc/chrony.conf")
+            try write(conf, "server a iburst\n\(line)\n")
+            let check = try ntpleap(["--root", root.path, "--chrony", "--check"])
+            XCTAssertEqual(check.status, 2, line + check.stdoutText)
+            XCTAssertEqual(check.stderr, "rescuebox ntpleap: \(conf) line 2: check: chronyd refuses it (\"Could not parse leapsecmode directive\"): text after the mode (chrony has no trailing comments); it takes exactly one of system, slew, step, ignore; fix this line by hand (nothing changed)\n")
+            XCTAssertFalse(check.stdoutText.contains("safe"), check.stdoutText)
+            let run = try ntpleap(["--root", root.path, "--chrony"])
+            XCTAssertEqual(run.status, 1)
+            XCTAssertEqual(String(decoding: try read(conf), as: UTF8.self), "server a iburst\n\(line)\n")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: conf + ".rescuebox-bak"))
+            let status = try ntpleap(["--root", root.path, "--chrony", "--status"])
+            XCTAssertTrue(status.stdoutText.contains("chrony.conf \(conf) (main configuration): ERROR (chronyd would not start): \(conf) line 2: chronyd refuses it"), status.stdoutText)
+        }
+    }
+
+    /// Defect 5: a FIFO is a one-line error at once, never a hang in open(2).
+    func testFifoIsAnErrorNotAHang() throws {
+        let dir = TempDir()
+        XCTAssertEqual(mkfifo(dir.file("ntp.conf"), 0o644), 0)
+        let check = try runProgram(try rescueboxBinary(), ["ntpleap", "--check", dir.file("ntp.conf")], timeout: 30)
+        XCTAssertEqual(check.status, 2)
+        XCTAssertEqual(check.stderr, "rescuebox ntpleap: \(dir.file("ntp.conf")): read: not a regular file (a FIFO)\n")
+        let run = try runProgram(try rescueboxBinary(), ["ntpleap", dir.file("ntp.conf")], timeout: 30)
+        XCTAssertEqual(run.status, 1)
+    }
+
+    /// --json: one object with every file, why it was chosen, the verdict,
+    /// the changes needed, and the kernel facts.
+    func testJsonForCheckAndStatus() throws {
+        let root = TempDir()
+        try write(root.file("etc/ntp.conf"), "server a\nenable kernel\n")
+        try write(root.file("run/ntp.conf.dhcp"), "server b\ndisable kernel\n")
+        try write(root.file("etc/init.d/ntp"), "#!/bin/sh\n")
+        let check = try ntpleap(["--root", root.path, "--check", "--json"])
+        XCTAssertEqual(check.status, 1, check.stderr)
+        XCTAssertEqual(check.stdoutText.split(separator: "\n").count, 1, check.stdoutText)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: check.stdout) as? [String: Any])
+        let files = try XCTUnwrap(object["files"] as? [[String: Any]])
+        XCTAssertEqual(files.map { $0["path"] as? String }, [root.file("etc/ntp.conf"), root.file("run/ntp.conf.dhcp"), root.file("etc/ntp.conf")].prefix(2).map { $0 })
+        XCTAssertEqual(files[0]["verdict"] as? String, "change-needed")
+        XCTAssertEqual(files[0]["origin"] as? String, "main")
+        XCTAssertEqual(files[0]["daemon"] as? String, "ntp")
+        XCTAssertEqual(files[0]["changes"] as? [String], ["\(root.file("etc/ntp.conf")): line 2: removed 'enable kernel'", "\(root.file("etc/ntp.conf")): line 2: appended 'disable kernel'"])
+        XCTAssertEqual(files[1]["verdict"] as? String, "safe")
+        XCTAssertEqual(files[1]["origin"] as? String, "dhcp-copy")
+        XCTAssertTrue((files[1]["why"] as? String ?? "").hasPrefix("DHCP copy that ntpd reads instead of"))
+        XCTAssertEqual(object["exit"] as? Int, 1)
+        XCTAssertEqual(String(decoding: try read(root.file("etc/ntp.conf")), as: UTF8.self), "server a\nenable kernel\n")
+
+        let status = try ntpleap(["--root", root.path, "--status", "--json"])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        let s = try XCTUnwrap(try JSONSerialization.jsonObject(with: status.stdout) as? [String: Any])
+        let kernel = try XCTUnwrap(s["kernel"] as? [String: Any])
+        XCTAssertEqual(kernel["release"] as? String, try unameRelease())
+        XCTAssertEqual(kernel["whose"] as? String, "running kernel")
+        let defect = try XCTUnwrap(kernel["leap_second_defect"] as? [String: Any])
+        XCTAssertTrue(["affected", "not affected", "unknown"].contains(defect["verdict"] as? String ?? ""), "\(defect)")
+        XCTAssertEqual(s["restart"] as? [String], [try restartOfHost("ntp")])
+        XCTAssertEqual((s["files"] as? [[String: Any]])?.count, 2)
+        // --json needs --check or --status; --live needs --status.
+        XCTAssertEqual(try ntpleap(["--json"]).status, 2)
+        XCTAssertEqual(try ntpleap(["--live", "--check"]).status, 2)
+    }
+
+    /// The kernel verdict is information, not an alarm, when the configuration
+    /// is safe; kernels installed in the image are judged by their names.
+    func testStatusJudgesImageKernelsByName() throws {
+        let root = TempDir()
+        try write(root.file("etc/ntp.conf"), "server a\ndisable kernel\n")
+        for k in ["2.6.32-279.el6.x86_64", "2.6.32-358.el6.x86_64"] {
+            try FileManager.default.createDirectory(atPath: root.file("lib/modules/\(k)"), withIntermediateDirectories: true)
+        }
+        let status = try ntpleap(["--root", root.path, "--status"])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        let out = status.stdoutText
+        XCTAssertTrue(out.contains("  installed under \(root.path): 2.6.32-279.el6.x86_64: leap-second defect: affected: RHEL 6 kernel before 2.6.32-358.el6"), out)
+        XCTAssertTrue(out.contains("  installed under \(root.path): 2.6.32-358.el6.x86_64: leap-second defect: not affected"), out)
+        XCTAssertFalse(out.contains("WARNING"), out)
     }
 }
