@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import TestSupport
+import RescueCore
 
 /// `rescuebox ntpleap` as an admin runs it: real files, real patch(1), a
 /// read-only mount, a process killed between the temp write and the rename.
@@ -586,5 +587,263 @@ extension NtpLeapTests {
         XCTAssertTrue(out.contains("  installed under \(root.path): 2.6.32-279.el6.x86_64: leap-second defect: affected: RHEL 6 kernel before 2.6.32-358.el6"), out)
         XCTAssertTrue(out.contains("  installed under \(root.path): 2.6.32-358.el6.x86_64: leap-second defect: not affected"), out)
         XCTAssertFalse(out.contains("WARNING"), out)
+    }
+}
+
+/// The real daemons as judges (issue 14): ntpsec's ntpd runs every rewritten
+/// fixture in `unshare -n -i -m` (loopback only, its own SysV IPC, tmpfs over
+/// /var/log and /var/lib) with CAP_SYS_TIME dropped by capsh, so it can never
+/// adjust the clock; `chronyd -p` parses every rewritten chrony.conf. Both
+/// come unpacked from their Debian packages (they conflict with each other
+/// and with systemd-timesyncd as installed packages; unpacking starts no
+/// service): scripts/test.sh prepares them in .build/time-daemons.
+extension NtpLeapTests {
+    var packageDirectory: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    /// The directory holding usr/sbin/ntpd (ntpsec) and usr/sbin/chronyd.
+    func timeDaemons() throws -> String {
+        let dir = ProcessInfo.processInfo.environment["RESCUEBOX_TIME_DAEMONS"] ?? packageDirectory + "/.build/time-daemons"
+        let fm = FileManager.default
+        if !fm.isExecutableFile(atPath: dir + "/usr/sbin/ntpd") || !fm.isExecutableFile(atPath: dir + "/usr/sbin/chronyd") {
+            let fetched = try sh("mkdir -p '\(dir)/debs' && cd '\(dir)/debs' && apt-get download ntpsec chrony >/dev/null 2>&1 && for f in *.deb; do dpkg -x \"$f\" ..; done")
+            if fetched.status != 0 { throw XCTSkip("ntpsec and chrony cannot be installed here (apt-get download failed): \(fetched.stderr)") }
+        }
+        return dir
+    }
+
+    struct Timeout: Error, CustomStringConvertible { var description: String }
+
+    /// Polls `condition` until it holds; a timeout is a failure with `what` and `detail()`.
+    func waitFor(_ what: String, timeout: Double = 30, detail: () -> String = { "" }, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while try !condition() {
+            if Date() > deadline {
+                let message = "timed out after \(Int(timeout)) s waiting for \(what)\n\(detail())"
+                XCTFail(message)
+                throw Timeout(description: message)
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// An ntpsec ntpd in its own network, IPC and mount namespaces, without
+    /// CAP_SYS_TIME. Stopped by its PID.
+    final class SandboxedNtpd {
+        let pid: pid_t
+        let log: String
+        var stopped = false
+        init(ntpd: String, config: String, in dir: TempDir, name: String) throws {
+            log = dir.file("\(name).log")
+            let script = dir.file("\(name).sh")
+            try Data("""
+                set -e
+                ip link set lo up
+                mount -t tmpfs tmpfs /var/log
+                mount -t tmpfs tmpfs /var/lib
+                exec capsh --drop=cap_sys_time -- -c 'exec "$0" "$@"' '\(ntpd)' -n -c '\(config)' -l '\(log)'
+
+                """.utf8).write(to: URL(fileURLWithPath: script))
+            let out = open(dir.file("\(name).out"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            defer { close(out) }
+            pid = try spawnProcess([try which("unshare"), "-n", "-i", "-m", "--propagation", "private", "/bin/sh", script], stdout: out)
+        }
+        /// The log, and the file a `logfile` line switched it to (read through
+        /// /proc/PID/root: it is inside the daemon's own /var/log tmpfs).
+        func logText() -> String {
+            var text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            let marker = "LOG: switching logging to file "
+            for line in text.split(separator: "\n") {
+                guard let r = line.range(of: marker) else { continue }
+                let path = "/proc/\(pid)/root" + String(line[r.upperBound...])
+                text += (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            }
+            return text
+        }
+        func stop() {
+            guard !stopped else { return }
+            stopped = true
+            kill(pid, SIGTERM)
+            _ = waitForProcess(pid)
+        }
+        deinit { if !stopped { kill(pid, SIGKILL); _ = waitForProcess(pid) } }
+    }
+
+    /// capsh really leaves CAP_SYS_TIME (bit 25) out of what the daemon gets.
+    func assertCapSysTimeDropped() throws {
+        let r = try sh("unshare -n -i -m --propagation private sh -c \"exec capsh --drop=cap_sys_time -- -c 'grep ^CapEff: /proc/self/status'\"")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let hex = r.stdoutText.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        let eff = try XCTUnwrap(UInt64(hex, radix: 16), r.stdoutText)
+        XCTAssertEqual(eff & (1 << 25), 0, "CAP_SYS_TIME still effective: \(r.stdoutText)")
+        if eff & (1 << 25) != 0 { throw XCTSkip("refusing to start a daemon that could adjust the clock") }
+    }
+
+    /// ntpd's configuration complaints, without line numbers (lines shift
+    /// when an enable line goes) or timestamps.
+    func configComplaints(_ log: String) -> Set<String> {
+        var out = Set<String>()
+        for line in log.split(separator: "\n") where line.contains("CONFIG:") && !line.contains("readconfig: parsing file") {
+            var text = String(line[line.range(of: "CONFIG:")!.lowerBound...])
+            text = text.replacingOccurrences(of: #"line \d+,? column \d+"#, with: "line L", options: .regularExpression)
+            text = text.replacingOccurrences(of: #"(original|rewritten)\.conf"#, with: "CONF", options: .regularExpression)
+            text = text.replacingOccurrences(of: #"/var/tmp/rescuebox-test\.[^/ ]+/"#, with: "DIR/", options: .regularExpression)
+            out.insert(text)
+        }
+        return out
+    }
+
+    func runNtpd(_ ntpd: String, config text: String, dir: TempDir, name: String) throws -> String {
+        let config = dir.file("\(name).conf")
+        // Every event logged (freq_set among them); ntpleap's line stays last.
+        try Data(("logconfig =all\n" + text).utf8).write(to: URL(fileURLWithPath: config))
+        let daemon = try SandboxedNtpd(ntpd: ntpd, config: config, in: dir, name: name)
+        defer { daemon.stop() }
+        try waitFor("ntpd to log freq_set (\(name))", detail: {
+            "log:\n\(daemon.logText())\noutput:\n\((try? String(contentsOfFile: dir.file("\(name).out"), encoding: .utf8)) ?? "")"
+        }) { daemon.logText().contains(" freq_set ") }
+        return daemon.logText()
+    }
+
+    /// ntpsec accepts every rewritten fixture with no new config error, and
+    /// uses its own discipline: `freq_set ntpd` (the original, with the kernel
+    /// discipline on, logs `freq_set kernel`).
+    func testNtpsecAcceptsEveryRewrittenFixture() throws {
+        try requireRoot("network and mount namespaces for ntpd")
+        let ntpd = try timeDaemons() + "/usr/sbin/ntpd"
+        let version = try runProgram(ntpd, ["--version"])
+        XCTAssertEqual(version.status, 0, version.stderr)
+        XCTAssertTrue(version.stdoutText.contains("ntpsec"), version.stdoutText)
+        try assertCapSysTimeDropped()
+        let names = try FileManager.default.contentsOfDirectory(atPath: fixtures).filter { !$0.contains("chrony") }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 10)
+        for name in names {
+            let dir = TempDir()
+            let original = String(decoding: try read("\(fixtures)/\(name)"), as: UTF8.self)
+            let conf = dir.file("ntp.conf")
+            try write(conf, original)
+            XCTAssertEqual(try ntpleap([conf]).status, 0, name)
+            let rewritten = String(decoding: try read(conf), as: UTF8.self)
+            let before = try runNtpd(ntpd, config: original, dir: dir, name: "original")
+            let after = try runNtpd(ntpd, config: rewritten, dir: dir, name: "rewritten")
+            let new = configComplaints(after).subtracting(configComplaints(before))
+            XCTAssertTrue(new.isEmpty, "\(name): new config errors after the rewrite: \(new)")
+            XCTAssertTrue(after.contains(" freq_set ntpd "), "\(name): \(after)")
+            XCTAssertFalse(after.contains(" freq_set kernel "), name)
+            let disabled = original.split(separator: "\n").contains { $0.hasPrefix("disable") && $0.contains("kernel") }
+            if !disabled { XCTAssertTrue(before.contains(" freq_set kernel "), "\(name): the original should use the kernel: \(before)") }
+        }
+    }
+
+    /// `chronyd -p` accepts every rewritten chrony fixture and prints
+    /// `leapsecmode slew`; a line it refuses is refused by ntpleap as well.
+    func testChronydParsesEveryRewrittenChronyFixture() throws {
+        let chronyd = try timeDaemons() + "/usr/sbin/chronyd"
+        let dir = TempDir()
+        var inputs: [(String, String)] = try FileManager.default.contentsOfDirectory(atPath: fixtures)
+            .filter { $0.contains("chrony") }.sorted()
+            .map { ($0, String(decoding: try read("\(fixtures)/\($0)"), as: UTF8.self)) }
+        inputs += [("crlf", "server a iburst\r\nleapsecmode system\r\n"), ("none", "pool p iburst"),
+                   ("twice", "leapsecmode slew\nLEAPSECMODE System\n"), ("step", "leapsecmode step\n")]
+        XCTAssertGreaterThanOrEqual(inputs.count, 6)
+        for (name, text) in inputs {
+            let conf = dir.file("\(name).conf")
+            try write(conf, text)
+            let original = try runProgram(chronyd, ["-p", "-f", conf])
+            XCTAssertEqual(original.status, 0, "\(name): \(original.stderr)")
+            XCTAssertEqual(try ntpleap(["--chrony", conf]).status, 0, name)
+            let parsed = try runProgram(chronyd, ["-p", "-f", conf])
+            XCTAssertEqual(parsed.status, 0, "\(name): \(parsed.stderr)")
+            let modes = parsed.stdoutText.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+                .filter { $0.lowercased().hasPrefix("leapsecmode") }.map { $0.lowercased() }
+            let expected = name == "step" ? "leapsecmode step" : "leapsecmode slew"
+            XCTAssertEqual(modes.last, expected, "\(name): \(parsed.stdoutText)")
+            XCTAssertEqual(try ntpleap(["--chrony", "--check", conf]).status, 0, name)
+        }
+        for bad in ["leapsecmode system # note", "leapsecmode slew extra", "leapsecmode smear"] {
+            let conf = dir.file("bad.conf")
+            try write(conf, "server a\n\(bad)\n")
+            let parsed = try runProgram(chronyd, ["-p", "-f", conf])
+            XCTAssertNotEqual(parsed.status, 0, bad)
+            XCTAssertTrue(parsed.stderr.contains("Could not parse leapsecmode directive at line 2"), parsed.stderr)
+            XCTAssertEqual(try ntpleap(["--chrony", "--check", conf]).status, 2, bad)
+        }
+    }
+
+    /// --status --live asks a real ntpsec over mode 6 (inside its network
+    /// namespace, on loopback): the leap indicator, first 11 (not
+    /// synchronized), then 00 once an SHM refclock feeds it, and the kernel
+    /// discipline (off: `disable kernel`, and no CAP_SYS_TIME).
+    func testStatusLiveAsksTheRunningNtpsec() throws {
+        try requireRoot("network, IPC and mount namespaces for ntpd")
+        let ntpd = try timeDaemons() + "/usr/sbin/ntpd"
+        try assertCapSysTimeDropped()
+        let dir = TempDir()
+        let root = TempDir()
+        let text = """
+            leapfile /usr/share/zoneinfo/leap-seconds.list
+            refclock shm unit 0 refid SHM0 minpoll 0 maxpoll 0
+            restrict default kod nomodify noquery limited
+            restrict 127.0.0.1
+            restrict ::1
+
+            """
+        try write(root.file("etc/ntpsec/ntp.conf"), text)
+        XCTAssertEqual(try ntpleap(["--root", root.path]).status, 0)
+        let config = dir.file("live.conf")
+        try FileManager.default.copyItem(atPath: root.file("etc/ntpsec/ntp.conf"), toPath: config)
+        let daemon = try SandboxedNtpd(ntpd: ntpd, config: config, in: dir, name: "live")
+        defer { daemon.stop() }
+        try waitFor("ntpd to listen on 127.0.0.1") { daemon.logText().contains("Listen normally on 2 lo 127.0.0.1:123") }
+        let bin = try rescueboxBinary()
+        func live(_ extra: [String] = []) throws -> RunResult {
+            try runProgram(try which("nsenter"), ["-t", String(daemon.pid), "-n", bin, "ntpleap", "--root", root.path, "--status", "--live"] + extra)
+        }
+        let first = try live()
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdoutText.contains("  ntpd at 127.0.0.1 (mode 6): ntpd ntpsec-1.2.2: leap=11: not synchronized (alarm)\n"), first.stdoutText)
+        XCTAssertTrue(first.stdoutText.contains("  kernel discipline: not in use (kernel status \""), first.stdoutText)
+        XCTAssertTrue(first.stdoutText.contains("safe: disable kernel at"), first.stdoutText)
+        // Feed the SHM refclock with this machine's own time (ntpd cannot set the clock anyway).
+        let feeder = dir.file("shm.py")
+        try write(feeder, """
+            import ctypes, struct, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.shmat.restype = ctypes.c_void_p
+            sid = libc.shmget(0x4e545030, 96, 0)
+            assert sid >= 0, "no SHM segment"
+            buf = (ctypes.c_char * 96).from_address(libc.shmat(sid, None, 0))
+            count = 0
+            while True:
+                t = time.time(); s = int(t); ns = int((t - s) * 1e9); count += 1
+                struct.pack_into("<ii", buf, 0, 1, count)
+                struct.pack_into("<qi", buf, 8, s, ns // 1000)
+                struct.pack_into("<qi", buf, 24, s, ns // 1000)
+                struct.pack_into("<iii", buf, 36, 0, -20, 3)
+                struct.pack_into("<II", buf, 52, ns, ns)
+                struct.pack_into("<i", buf, 48, 1)
+                time.sleep(0.25)
+
+            """)
+        let feederPid = try spawnProcess([try which("nsenter"), "-t", String(daemon.pid), "-i", try which("python3"), feeder])
+        defer { kill(feederPid, SIGTERM); _ = waitForProcess(feederPid) }
+        var last = first
+        try waitFor("ntpd to synchronize to the SHM refclock (leap=00)", timeout: 60) {
+            last = try live(["--json"])
+            return last.stdoutText.contains("\"leap\":\"00\"")
+        }
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: last.stdout) as? [String: Any])
+        let facts = try XCTUnwrap(object["daemon"] as? [String: Any])
+        XCTAssertEqual(facts["address"] as? String, "127.0.0.1")
+        XCTAssertEqual(facts["kernel_discipline"] as? Bool, false)
+        let variables = try XCTUnwrap(facts["variables"] as? [String: String])
+        XCTAssertEqual(variables["refid"], "SHM0")
+        XCTAssertEqual(variables["leap"], "0", "the status word and the leap variable agree")
+        XCTAssertEqual(variables["version"], "ntpd ntpsec-1.2.2")
+        // Outside the daemon's namespace nothing answers on loopback: one line, exit still 0.
+        let away = try ntpleap(["--root", root.path, "--status", "--live"])
+        XCTAssertEqual(away.status, 0, away.stderr)
+        XCTAssertTrue(away.stdoutText.contains("  ntpd (mode 6 on 127.0.0.1 and ::1): ntpd at ::1: "), away.stdoutText)
     }
 }
