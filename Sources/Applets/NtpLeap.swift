@@ -141,6 +141,8 @@ public struct NtpLeap: ParsableCommand {
         Program.verbose = verbose
         let report = LeapJob(options).run()
         if json {
+            // Errors stay one line on stderr; everything else is in the object.
+            for case .err(let line) in report.items { printStderr(line) }
             printStdout(report.json())
         } else {
             for item in report.items {

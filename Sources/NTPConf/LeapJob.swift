@@ -227,9 +227,9 @@ public struct LeapJob {
             toWrite.append((target, plan))
         }
         if let failed = failed ?? refused {
+            // Nothing is written at all when a file cannot be judged.
             report.error = failed
             report.exitCode = check ? 2 : 1
-            if !check { return }  // a refused file: nothing is written at all
             return
         }
         // Every directory is checked before the first write: a read-only
@@ -415,7 +415,8 @@ public struct LeapJob {
         do {
             let facts = try queryRunningDaemon()
             report.daemon = facts
-            report.out("  ntpd at \(facts.address) (mode 6): \(facts.value("version") ?? "version unknown"): leap=\(facts.leapBits): \(facts.leapMeaning)")
+            let whose = root.isHost ? "ntpd" : "ntpd running here (not the system under \(root.prefix))"
+            report.out("  \(whose) at \(facts.address) (mode 6): \(facts.value("version") ?? "version unknown"): leap=\(facts.leapBits): \(facts.leapMeaning)")
             switch facts.kernelDisciplineInUse {
             case true?: report.out("  kernel discipline: IN USE (kernel status \(facts.value("kstflags") ?? "")): the kernel would insert an announced leap")
             case false?: report.out("  kernel discipline: not in use (kernel status \"\(facts.value("kstflags") ?? "")\": no PLL/FLL)")
@@ -432,13 +433,7 @@ public struct LeapJob {
         var k = KernelReport(release: release, verdict: kernelLeapVerdict(release: release))
         let whose = root.isHost ? "running kernel" : "running kernel (the rescue system's, not the system under \(root.prefix))"
         report.out("kernel:")
-        let alarm: String
-        switch k.verdict {
-        case .affected: alarm = allSafe ? " (information: the configuration is safe, so the kernel never inserts the leap itself)"
-                                        : " (WARNING: make the configuration safe: rescuebox ntpleap)"
-        default: alarm = ""
-        }
-        report.out("  \(whose) \(release): leap-second defect: \(k.verdict.word): \(k.verdict.reason)\(alarm)")
+        report.out("  " + kernelVerdictLine(whose: whose, release: release, verdict: k.verdict, configurationSafe: allSafe))
         do {
             let state = try readKernelLeapState()
             k.leapState = state
@@ -481,6 +476,18 @@ public struct LeapJob {
         if after.armed { throw RescueError("kernel leap second", "clear", "still armed after adjtimex (status 0x\(String(after.status, radix: 16)))") }
         report.out("cleared: \(state.insertArmed ? "STA_INS" : "STA_DEL") removed from the kernel status; \(after.description)")
     }
+}
+
+/// The --status line on the kernel's leap-second defect: information when
+/// the configuration is already safe (the kernel never inserts the leap
+/// itself then), a warning when it is not.
+public func kernelVerdictLine(whose: String, release: String, verdict: KernelVerdict, configurationSafe: Bool) -> String {
+    var line = "\(whose) \(release): leap-second defect: \(verdict.word): \(verdict.reason)"
+    if case .affected = verdict {
+        line += configurationSafe ? " (information: the configuration is safe, so the kernel never inserts the leap itself)"
+            : " (WARNING: make the configuration safe: rescuebox ntpleap)"
+    }
+    return line
 }
 
 /// Runs a restart command; a failure is one RescueError.

@@ -68,11 +68,14 @@ public func clearKernelLeap(_ current: KernelLeapState) throws -> KernelLeapStat
 public enum InitSystem: String, Sendable {
     case systemd, upstart, openrc, sysvinit
 
+    /// The marks are looked up inside the root (links resolved there);
+    /// /proc is the running kernel's, read as it is mounted.
     public static func detect(root: String) -> InitSystem {
-        if isDirectory(root + "/run/systemd/system") { return .systemd }
-        if isDirectory(root + "/run/openrc") || fileExists(root + "/sbin/openrc-run") { return .openrc }
-        if fileExists(root + "/sbin/initctl") && isDirectory(root + "/etc/init")
-            && fileExists(root + "/etc/init/rc-sysinit.conf") && pidOneLooksLikeUpstart(root: root) {
+        let r = SystemRoot(root)
+        if r.isDirectory(r.host("/run/systemd/system")) { return .systemd }
+        if r.isDirectory(r.host("/run/openrc")) || r.exists(r.host("/sbin/openrc-run")) { return .openrc }
+        if r.exists(r.host("/sbin/initctl")) && r.isDirectory(r.host("/etc/init"))
+            && r.exists(r.host("/etc/init/rc-sysinit.conf")) && pidOneLooksLikeUpstart(root: root) {
             return .upstart
         }
         return .sysvinit
@@ -104,10 +107,11 @@ public func serviceCandidates(_ family: DaemonFamily?) -> [String] {
 /// first candidate with a systemd unit, an init script or an upstart job
 /// under `root`; nil when none exists.
 public func serviceName(family: DaemonFamily?, root: String) -> String? {
+    let r = SystemRoot(root)
     for name in serviceCandidates(family) {
-        for d in systemdUnitDirectories where fileExists("\(root)\(d)/\(name).service") { return name }
-        if fileExists("\(root)/etc/init.d/\(name)") || fileExists("\(root)/etc/init/\(name).conf")
-            || fileExists("\(root)/etc/rc.d/init.d/\(name)") {
+        for d in systemdUnitDirectories where r.exists(r.host("\(d)/\(name).service")) { return name }
+        if r.exists(r.host("/etc/init.d/\(name)")) || r.exists(r.host("/etc/init/\(name).conf"))
+            || r.exists(r.host("/etc/rc.d/init.d/\(name)")) {
             return name
         }
     }

@@ -802,7 +802,7 @@ extension NtpLeapTests {
         }
         let first = try live()
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertTrue(first.stdoutText.contains("  ntpd at 127.0.0.1 (mode 6): ntpd ntpsec-1.2.2: leap=11: not synchronized (alarm)\n"), first.stdoutText)
+        XCTAssertTrue(first.stdoutText.contains("  ntpd running here (not the system under \(root.path)) at 127.0.0.1 (mode 6): ntpd ntpsec-1.2.2: leap=11: not synchronized (alarm)\n"), first.stdoutText)
         XCTAssertTrue(first.stdoutText.contains("  kernel discipline: not in use (kernel status \""), first.stdoutText)
         XCTAssertTrue(first.stdoutText.contains("safe: disable kernel at"), first.stdoutText)
         // Feed the SHM refclock with this machine's own time (ntpd cannot set the clock anyway).

@@ -72,6 +72,12 @@ final class SystemRootTests: XCTestCase {
         try FileManager.default.copyItem(atPath: try which("sleep"), toPath: dir.file("init"))
         let pid = try spawnProcess([dir.file("init"), "120"])
         defer { kill(pid, SIGKILL); _ = waitForProcess(pid) }
+        // The kernel sets comm late in exec, after posix_spawn returned: wait for it.
+        let deadline = monotonicSeconds() + 30
+        while (try? readSmallFile("/proc/\(pid)/comm")) != "init\n" {
+            if monotonicSeconds() > deadline { XCTFail("the stand-in never became 'init' in /proc/\(pid)/comm"); return }
+            usleep(10_000)
+        }
         var st = stat()
         XCTAssertEqual(stat("/proc/\(pid)/comm", &st), 0)
         XCTAssertEqual(st.st_size, 0, "procfs reports size 0: the case st_size-based reading got wrong")
@@ -173,6 +179,16 @@ final class KernelVerdictTests: XCTestCase {
         }
         XCTAssertTrue(kernelLeapVerdict(release: "2.6.32-220.el6.x86_64").reason.contains("836803"))
         XCTAssertTrue(kernelLeapVerdict(release: "3.10.0-327.el7.x86_64").reason.contains("RHBA-2016:2862"))
+    }
+
+    func testVerdictIsInformationWhenTheConfigurationIsSafe() {
+        let affected = kernelLeapVerdict(release: "2.6.32-279.el6.x86_64")
+        XCTAssertEqual(kernelVerdictLine(whose: "running kernel", release: "2.6.32-279.el6.x86_64", verdict: affected, configurationSafe: true),
+                       "running kernel 2.6.32-279.el6.x86_64: leap-second defect: affected: RHEL 6 kernel before 2.6.32-358.el6 (hrtimer livelock / load spike, Red Hat bug 836803) (information: the configuration is safe, so the kernel never inserts the leap itself)")
+        XCTAssertTrue(kernelVerdictLine(whose: "running kernel", release: "x", verdict: affected, configurationSafe: false).hasSuffix("(WARNING: make the configuration safe: rescuebox ntpleap)"))
+        let fine = kernelLeapVerdict(release: "6.1.0-18-amd64")
+        XCTAssertEqual(kernelVerdictLine(whose: "running kernel", release: "6.1.0-18-amd64", verdict: fine, configurationSafe: false),
+                       "running kernel 6.1.0-18-amd64: leap-second defect: not affected: 3.5 or later (the July 2012 fixes are in mainline 3.5)")
     }
 
     func testControlVariableText() {
