@@ -25,11 +25,14 @@ let package = Package(
         .target(name: "ZeroFill", dependencies: ["RescueCore"]),
         .target(name: "NTPConf", dependencies: ["RescueCore"]),
         // Partition tables and filesystem block maps (ddz/backup --used).
-        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib"]),
+        // libext2fs (Debian libext2fs-dev, static .a) behind a small C shim.
+        .target(name: "CExt2fs", path: "Sources/CExt2fs",
+                linkerSettings: [.linkedLibrary("ext2fs"), .linkedLibrary("com_err")]),
+        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
         .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
