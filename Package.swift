@@ -30,7 +30,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("ext2fs"), .linkedLibrary("com_err")]),
         .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
-        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
+        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout"]),
         .target(name: "Applets", dependencies: [
             "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

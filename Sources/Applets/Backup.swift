@@ -32,6 +32,11 @@ public struct Backup: ParsableCommand {
         kept alive with NOOP, and continued when data comes.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
+        --used reads only the blocks the filesystems use (ext2/3/4, FAT, \
+        exFAT, swap), as `ddz --used`: free space is sent as zeros without \
+        being read; other filesystems, the table and gaps are read in full. \
+        A device with a filesystem mounted read-write is refused: for that \
+        one, run zerofill and back up without --used.
         Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
         EXAMPLES:
@@ -40,6 +45,7 @@ public struct Backup: ParsableCommand {
           rescuebox backup -3 --mkdirs /dev/nvme0n1 ftp://admin@[fd00::5]:2121/2026/
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
+          rescuebox backup --used /dev/sda ftp://admin@nas/images/
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
         """
     )
@@ -79,6 +85,13 @@ public struct Backup: ParsableCommand {
     @Flag(name: .customLong("keep-partial"), help: "Keep the partial remote file when the backup fails.")
     var keepPartial = false
 
+    @Flag(name: .customLong("used"), help: "Read only the blocks the filesystems use; free space becomes zeros, unread.")
+    var used = false
+
+    @Option(name: .customLong("used-map"),
+            help: ArgumentHelp("With --used: write the ranges read as a GNU ddrescue domain file.", valueName: "file"))
+    var usedMap: String?
+
     @Argument(help: "The block device or file to image.")
     var source: String
 
@@ -90,6 +103,7 @@ public struct Backup: ParsableCommand {
     public func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024") }
         if retries < 0 { throw ValidationError("--retries must be 0 or more") }
+        if usedMap != nil && !used { throw ValidationError("--used-map needs --used") }
         if !(idle > 0) { throw ValidationError("--idle must be a positive number of seconds") }
         if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
             throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
@@ -110,6 +124,8 @@ public struct Backup: ParsableCommand {
         options.keepPartial = keepPartial
         options.progress = connection.progress
         options.toolVersion = rescueboxVersion
+        options.used = used
+        options.usedMap = usedMap
         let now = Int(time(nil))
         if FTPURL.looksLikeURL(destination) {
             var url = try connection.target(destination, path: nil)
@@ -134,6 +150,7 @@ public struct Backup: ParsableCommand {
             + formatRatio(input: result.inputBytes, output: result.outputBytes)
         if result.reconnects > 0 { line += ", \(result.reconnects) reconnects" }
         printStderr(line)
+        if let used = result.usedSummary { printStderr(used) }
         let where_ = options.upload?.displayName ?? options.localOutput ?? "stdout"
         printVerbose("stored \(where_)" + (result.sha256.map { "; SHA-256 \($0)" } ?? ""))
         if result.badBytes > 0 {

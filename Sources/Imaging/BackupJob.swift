@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DiskLayout
 import FTP
 import LZOP
 import RescueCore
@@ -24,6 +25,10 @@ public struct BackupOptions {
     public var keepPartial = false
     public var progress = false
     public var toolVersion = ""
+    /// --used: read only the blocks the filesystems use (DiskLayout).
+    public var used = false
+    /// --used-map FILE: the ranges read, as a GNU ddrescue domain file.
+    public var usedMap: String?
 
     public init(source: String) { self.source = source }
 }
@@ -37,6 +42,8 @@ public struct BackupResult {
     public var badBytes: UInt64
     /// SHA-256 of the compressed stream (computed only for --manifest).
     public var sha256: String?
+    /// --used: bytes read and skipped.
+    public var usedSummary: String?
 }
 
 /// `rescuebox backup`: DiskReader -> ParallelCompressor -> FTP data
@@ -64,6 +71,10 @@ public final class BackupJob {
     public func run() throws -> BackupResult {
         let reader = try DiskReader.open(options.source, requestSize: options.requestSize, direct: options.direct)
         reader.noError = options.noError
+        if options.used {
+            let map = try prepareUsedRead(reader, path: options.source)
+            if let usedMap = options.usedMap { try writeUsedMap(map, to: usedMap) }
+        }
         let header = LzopEncoderHeader.forInput(options: options.compression, path: reader.isStandardInput ? nil : options.source,
                                                 status: reader.status, toStdout: false)
         let meter = ProgressMeter(label: "backup", total: reader.totalSize, forced: options.progress)
@@ -83,6 +94,7 @@ public final class BackupJob {
         meter.finish()
         result.seconds = clock.elapsed
         result.badBytes = reader.badBytes
+        if options.used { result.usedSummary = usedSummaryLine(reader) }
         if options.manifest {
             var manifest = Manifest(image: imageName, source: options.source, sourceSize: reader.sourceSize,
                                     started: started, finished: Int(time(nil)), compressedSize: result.outputBytes,
