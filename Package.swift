@@ -28,7 +28,9 @@ let package = Package(
         // libext2fs (Debian libext2fs-dev, static .a) behind a small C shim.
         .target(name: "CExt2fs", path: "Sources/CExt2fs",
                 linkerSettings: [.linkedLibrary("ext2fs"), .linkedLibrary("com_err")]),
-        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs"]),
+        // libntfs-3g (Debian ntfs-3g-dev, static .a): the NTFS cluster bitmap.
+        .target(name: "CNtfs3g", path: "Sources/CNtfs3g", linkerSettings: [.linkedLibrary("ntfs-3g")]),
+        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs", "CNtfs3g"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
         .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout"]),
         .target(name: "Applets", dependencies: [

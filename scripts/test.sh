@@ -9,7 +9,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # Debian packages the build and the tests use (real tools as oracles and peers).
 packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
           e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr
-          libext2fs-dev fdisk gdisk mtools partclone exfatprogs exfat-fuse xfsprogs)
+          libext2fs-dev ntfs-3g-dev fdisk gdisk mtools partclone exfatprogs exfat-fuse xfsprogs)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

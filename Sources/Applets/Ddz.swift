@@ -45,9 +45,9 @@ public struct Ddz: ParsableCommand {
           ddz --used /dev/sda -o sda.lzo           read only what the filesystems use
 
         --used reads the partition table and each filesystem's allocation map
-        (ext2/3/4, FAT12/16/32, exFAT, swap) and reads only the blocks in use;
-        free space comes out as zeros, never read, as if zerofill had run. The
-        table, gaps, other filesystems (NTFS, xfs, btrfs, LVM, LUKS, unknown)
+        (ext2/3/4, NTFS, FAT12/16/32, exFAT, swap) and reads only the blocks in
+        use; free space comes out as zeros, never read, as if zerofill had run.
+        The table, gaps, other filesystems (xfs, btrfs, LVM, LUKS, unknown)
         and any filesystem that is not clean are read in full; one line per
         partition says which. A device with a filesystem mounted read-write is
         refused. Still use zerofill, then ddz without --used, for a mounted

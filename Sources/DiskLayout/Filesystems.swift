@@ -78,7 +78,7 @@ func blockMap(_ r: ByteRangeReader, path: String, offset: UInt64) -> BlockMapRes
         case .exfat: return try exfatBlockMap(r)
         case .swap: return try swapBlockMap(r)
         case .hibernatedSwap: return .full(filesystem: "swap", reason: "it holds a hibernation image")
-        case .ntfs: return .full(filesystem: "ntfs", reason: "no block map for ntfs in this build")
+        case .ntfs: return ntfsBlockMap(path: path, offset: offset, length: r.size)
         default: return .full(filesystem: first.name, reason: "no block map for \(first.name)")
         }
     } catch {

@@ -249,6 +249,7 @@ final class UsedImagingTests: XCTestCase {
         // 2 MiB file that fsck.vfat and mtools read back): FAT16/32 only.
         case .fat16, .fat32: tool = "partclone.fat"
         case .exfat: tool = "partclone.exfat"
+        case .ntfs: tool = "partclone.ntfs"
         default: return nil
         }
         let dev = try attach(image, offset: p.start, size: p.length, readOnly: true)
@@ -292,7 +293,7 @@ final class UsedImagingTests: XCTestCase {
             let range = p.start..<p.start + p.length
             let tag = "\(p.number)"
             switch p.fs {
-            case .xfs, .unknown, .ntfs:
+            case .xfs, .unknown:
                 XCTAssertTrue(covered(range, by: used), "\(p.fs) read in full")
                 XCTAssertTrue(r.stderr.contains("read in full"), r.stderr)
                 try shOK("cmp -i \(p.start) -n \(p.length) '\(image)' '\(restored)'")
@@ -346,6 +347,53 @@ final class UsedImagingTests: XCTestCase {
         let stderr = try imageAndJudge(image, parts: parts)
         XCTAssertTrue(stderr.contains("p3 exfat"), stderr)
         XCTAssertTrue(stderr.contains("p4 ntfs"), stderr)
+    }
+
+    /// Sets VOLUME_IS_DIRTY in $Volume's $VOLUME_INFORMATION (MFT record 3,
+    /// in $MFT and in $MFTMirr), as Windows leaves it after a crash.
+    static let markNtfsDirty = """
+        import struct, sys
+        path, off = sys.argv[1], int(sys.argv[2])
+        f = open(path, 'r+b')
+        f.seek(off); bs = f.read(512)
+        cluster = struct.unpack_from('<H', bs, 11)[0] * bs[13]
+        cpr = struct.unpack_from('<b', bs, 64)[0]
+        rec = 2 ** (-cpr) if cpr < 0 else cpr * cluster
+        for lcn in (struct.unpack_from('<q', bs, 48)[0], struct.unpack_from('<q', bs, 56)[0]):
+            pos = off + lcn * cluster + 3 * rec
+            f.seek(pos); r = bytearray(f.read(rec))
+            assert r[:4] == b'FILE'
+            a = struct.unpack_from('<H', r, 20)[0]
+            while True:
+                t, ln = struct.unpack_from('<II', r, a)
+                assert t != 0xFFFFFFFF, 'no $VOLUME_INFORMATION'
+                if t == 0x70:
+                    v = a + struct.unpack_from('<H', r, a + 20)[0]
+                    struct.pack_into('<H', r, v + 10, struct.unpack_from('<H', r, v + 10)[0] | 1)
+                    break
+                a += ln
+            f.seek(pos); f.write(r)
+        f.close()
+        """
+
+    func testDirtyAndHibernatedNtfsAreReadInFull() throws {
+        try requireRoot("loop devices and ntfs-3g")
+        let image = tmp.file("ntfs.img")
+        var parts = try makeDisk(image, gpt: false, parts: [Part(.ntfs, 24), Part(.ntfs, 24)])
+        for (i, p) in parts.enumerated() { try makeFilesystem(image, p, seed: 30 + i) }
+        let script = tmp.file("dirty.py")
+        try Self.markNtfsDirty.write(toFile: script, atomically: true, encoding: .utf8)
+        try shOK("python3 '\(script)' '\(image)' \(parts[0].start)")
+        // Windows' hibernation (and fast startup) image: hiberfil.sys starting "HIBR".
+        let dev = try attach(image, offset: parts[1].start, size: parts[1].length)
+        let mp = tmp.file("mhib")
+        try shOK("mkdir -p '\(mp)' && ntfs-3g \(dev) '\(mp)' && (printf HIBR; head -c 8188 /dev/zero) > '\(mp)/hiberfil.sys' && umount '\(mp)'")
+        try detach(dev)
+        parts[0].fs = .unknown
+        parts[1].fs = .unknown  // both judged byte for byte
+        let stderr = try imageAndJudge(image, parts: parts)
+        XCTAssertTrue(stderr.contains("p1 ntfs 25 MB: read in full (marked dirty)"), stderr)
+        XCTAssertTrue(stderr.contains("p2 ntfs 25 MB: read in full (Windows is hibernated or fast-started on it (hiberfil.sys))"), stderr)
     }
 
     func testDirtyExt4IsReadInFull() throws {
