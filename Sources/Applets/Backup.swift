@@ -32,7 +32,7 @@ public struct Backup: ParsableCommand {
         kept alive with NOOP, and continued when data comes.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
-        --used reads only the blocks the filesystems use (ext2/3/4, FAT, \
+        --used reads only the blocks the filesystems use (ext2/3/4, NTFS, FAT, \
         exFAT, swap), as `ddz --used`: free space is sent as zeros without \
         being read; other filesystems, the table and gaps are read in full. \
         A device with a filesystem mounted read-write is refused: for that \
