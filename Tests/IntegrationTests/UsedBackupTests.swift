@@ -97,4 +97,51 @@ final class UsedBackupTests: XCTestCase {
         defer { _ = try? sh("umount '\(mp)'") }
         try shOK("cmp '\(mp)/ls' /usr/bin/ls")
     }
+
+    /// A bad sector in free space is never read (no --noerror needed); one in
+    /// a used range is zeroed and reported with --noerror, as without --used.
+    func testBadSectorInFreeSpaceIsNeverRead() throws {
+        try requireRoot("loop devices and FUSE")
+        let bin = try rescueboxBinary()
+        let dir = TempDir("rescuebox-usedbad")
+        let image = dir.file("disk.img")
+        let part = try makeDisk(image)
+        // A free block in the middle of ext4's last free extent (dumpe2fs's view, not ours).
+        let free = try shOK("losetup -f --show -r -o \(part.start) --sizelimit \(part.length) '\(image)'")
+        defer { _ = try? sh("losetup -d \(free)") }
+        let extents = try shOK("dumpe2fs \(free) 2>/dev/null | sed -n 's/^  Free blocks: //p' | tr ',' '\\n' | grep - | tail -1")
+        let bounds = extents.trimmingCharacters(in: .whitespaces).split(separator: "-").compactMap { UInt64($0) }
+        XCTAssertEqual(bounds.count, 2, extents)
+        let blockSize = UInt64(try shOK("dumpe2fs -h \(free) 2>/dev/null | sed -n 's/^Block size: *//p'"))!
+        let badFree = part.start + (bounds[0] + bounds[1]) / 2 * blockSize
+        let badUsed: UInt64 = (24 << 20) + 4096   // in the unpartitioned tail: always read
+        let reference = dir.file("ref.lzo")
+        try shOK("'\(bin)' ddz -1 --used '\(image)' -o '\(reference)' 2>/dev/null")
+
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), bad: "\(badFree)-\(badFree + 512)")
+        let out = dir.file("free.lzo")
+        let r = try runProgram(bin, ["ddz", "-1", "--used", faulty.disk, "-o", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        try shOK("lzop -dc '\(out)' > '\(dir.file("a"))' && lzop -dc '\(reference)' > '\(dir.file("b"))' && cmp '\(dir.file("a"))' '\(dir.file("b"))'")
+        let plain = try runProgram(bin, ["ddz", "-1", faulty.disk, "-o", dir.file("plain.lzo")])
+        XCTAssertEqual(plain.status, 1, "without --used the bad sector is read: \(plain.stderr)")
+        faulty.stop()
+
+        let both = try FaultyDisk(image: image, mountPoint: dir.file("fuse2"),
+                                  bad: "\(badFree)-\(badFree + 512),\(badUsed)-\(badUsed + 512)")
+        defer { both.stop() }
+        let out2 = dir.file("both.lzo"), map = dir.file("bad.map")
+        let n = try runProgram(bin, ["ddz", "-1", "--used", "--noerror", "--badmap", map, both.disk, "-o", out2])
+        XCTAssertEqual(n.status, 1, n.stderr)
+        XCTAssertTrue(n.stderr.contains("unreadable: bytes \(badUsed)-\(badUsed + 511) (512 bytes) written as zeros"), n.stderr)
+        XCTAssertFalse(n.stderr.contains("bytes \(badFree)-"), n.stderr)
+        // The reference with exactly that sector zeroed.
+        try shOK("dd if=/dev/zero of='\(dir.file("b"))' bs=512 seek=\(badUsed / 512) count=1 conv=notrunc status=none")
+        try shOK("lzop -dc '\(out2)' > '\(dir.file("c"))' && cmp '\(dir.file("c"))' '\(dir.file("b"))'")
+        XCTAssertTrue(try String(contentsOfFile: map, encoding: .utf8).contains("0x\(String(badUsed, radix: 16, uppercase: true).leftPad(8))  0x00000200  -"))
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
