@@ -25,6 +25,10 @@ func extBlockMap(path: String, offset: UInt64, length: UInt64) -> BlockMapResult
     if info.feature_incompat & UInt32(RB_EXT3_FEATURE_INCOMPAT_JOURNAL_DEV) != 0 {
         return .full(filesystem: name, reason: "it is an external journal device")
     }
+    if info.feature_ro_compat & 0x0200 != 0 {
+        // bigalloc: the bitmap counts clusters of blocks, not blocks.
+        return .full(filesystem: name, reason: "bigalloc is not supported")
+    }
     let blockSize = UInt64(info.block_size)
     let size = info.blocks_count * blockSize
     guard size <= length, info.blocks_count > UInt64(info.first_data_block) else {

@@ -86,6 +86,12 @@ final class UsedMapTests: XCTestCase {
         XCTAssertEqual(m.ranges, [0..<m.size])
     }
 
+    func testExt4BigallocIsReadInFull() throws {
+        let img = tmp.file("bigalloc.img")
+        try shOK("truncate -s 64M '\(img)' && mkfs.ext4 -q -F -O bigalloc -C 65536 '\(img)' 2>/dev/null")
+        XCTAssertEqual(try map(img).plans[0].fullReason, "bigalloc is not supported")
+    }
+
     func testExt4CleanIsMappedAndTailIsRead() throws {
         let img = tmp.file("ext4tail.img")
         // The filesystem is 32 MiB of a 40 MiB "partition": its tail is not proven free.
