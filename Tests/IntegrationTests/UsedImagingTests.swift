@@ -42,6 +42,16 @@ final class UsedImagingTests: XCTestCase {
         return dev
     }
 
+    /// A loop device still busy when detached goes away later (autoclear),
+    /// and may still write: wait until no loop device uses `image`.
+    func waitUntilDetached(_ image: String) throws {
+        for _ in 0..<200 {
+            if try shOK("losetup -j '\(image)'").isEmpty { try shOK("sync"); return }
+            usleep(50_000)
+        }
+        XCTFail("\(image) is still attached after 10 s: \(try shOK("losetup -j '\(image)'"))")
+    }
+
     func detach(_ dev: String) throws {
         try shOK("losetup -d \(dev)")
         loops.removeAll { $0 == dev }
@@ -263,6 +273,7 @@ final class UsedImagingTests: XCTestCase {
     /// restores it onto a blank device and judges every partition.
     @discardableResult
     func imageAndJudge(_ image: String, parts: [Part], extraArgs: [String] = []) throws -> String {
+        try waitUntilDetached(image)
         let before = try shOK("sha256sum < '\(image)'")
         let src = try attach(image, readOnly: true)
         let lzo = tmp.file("disk.lzo"), map = tmp.file("used.map")
@@ -412,6 +423,7 @@ final class UsedImagingTests: XCTestCase {
         try shOK("mkdir -p '\(mp)' && mount \(dev) '\(mp)' && head -c 1M /dev/urandom > '\(mp)/late' && sync "
                  + "&& touch '\(mp)/after' && xfs_io -x -c 'shutdown' '\(mp)' && umount '\(mp)'")
         try detach(dev)
+        try waitUntilDetached(image)
         parts[0].fs = .unknown  // judged byte for byte
         let stderr = try imageAndJudge(image, parts: parts)
         XCTAssertTrue(stderr.contains("ext4 67 MB: read in full (its journal needs recovery)"), stderr)
