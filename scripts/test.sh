@@ -12,7 +12,8 @@ export PATH="/opt/swift/usr/bin:$PATH"
 packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
           e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr
           openssl libhiredis0.14 libmemcached11 libmemcachedutil2 libsodium23 libpcre2-posix3
-          libcap2-bin iproute2 patch libbsd0 libssl3 libedit2 libgnutls30 libnettle8 libseccomp2)
+          libcap2-bin iproute2 patch libbsd0 libssl3 libedit2 libgnutls30 libnettle8 libseccomp2
+          libext2fs-dev ntfs-3g-dev fdisk gdisk mtools partclone exfatprogs exfat-fuse xfsprogs)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
