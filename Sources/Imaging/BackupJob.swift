@@ -242,6 +242,7 @@ public final class BackupJob {
             try outFile.sync()
             try outFile.close()
             if rename(temp, path) != 0 { throw RescueError(path, "rename from \(temp)", errno: lastErrno()) }
+            try writeLzopIndexFile(for: path)
         }
         if let cleanup { Cleanup.unregister(cleanup) }
         return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,
