@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "FTP", dependencies: ["RescueCore"]),
         .target(name: "ZeroFill", dependencies: ["RescueCore"]),
         .target(name: "NTPConf", dependencies: ["RescueCore"]),
+        // Partition tables and filesystem block maps (ddz/backup --used).
+        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
         .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
         .target(name: "Applets", dependencies: [
@@ -38,6 +40,7 @@ let package = Package(
         .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"], exclude: ["fault_ftpd.py"]),
         .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
+        .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "RescueCore", "TestSupport"]),
         .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"], exclude: ["Fixtures"]),
         // Runs the built `rescuebox` binary against real tools and servers.
         .testTarget(name: "IntegrationTests", dependencies: ["RescueCore", "TestSupport"]),
