@@ -426,3 +426,41 @@ extension LzopBlockIndex {
     /// an upload that cannot read its output back stores beside the image.
     public static func serialize(frameOffsets: [UInt64]) -> [UInt8] { serialize(frameOffsets) }
 }
+
+extension LzopBlockIndex {
+    /// An index from stored offsets (an `.lzo.index` file), checked
+    /// against the file with a few small reads: the header, the first and
+    /// the last block header, the end marker. Throws LzopIndexError
+    /// (.indexMismatch) when they do not fit.
+    public static func load(offsets: [UInt64], source: LzopRandomAccess) throws -> LzopBlockIndex {
+        let (header, firstBlock) = try readHeader(source)
+        let layout = LzopBlockLayout(header: header)
+        guard let first = offsets.first else {
+            throw LzopIndexError(.noBlocks, at: firstBlock, "the index lists no blocks")
+        }
+        guard first == firstBlock else {
+            throw LzopIndexError(.indexMismatch, at: first,
+                "the index's first block is at \(first), the file's at \(firstBlock): the index belongs to another file")
+        }
+        func blockHeader(_ at: UInt64) throws -> (UInt32, UInt32, Int) {
+            var buffer = [UInt8](repeating: 0, count: LzopBlockLayout.maxHeaderLength)
+            let got = try buffer.withUnsafeMutableBytes { try source.read(at: at, into: $0) }
+            guard let parsed = try parseBlockHeader(buffer, available: got, at: at, layout: layout) else {
+                throw LzopIndexError(.indexMismatch, at: at, "the index names a block here but the file has its end marker: the index belongs to another file")
+            }
+            return parsed
+        }
+        let (dlen0, _, _) = try blockHeader(first)
+        let lastOffset = offsets[offsets.count - 1]
+        let (dlenN, clenN, lengthN) = try blockHeader(lastOffset)
+        let end = lastOffset + UInt64(lengthN) + UInt64(clenN)
+        var marker = [UInt8](repeating: 0xFF, count: 4)
+        let got = try marker.withUnsafeMutableBytes { try source.read(at: end, into: $0) }
+        guard got == 4, marker == [0, 0, 0, 0], dlenN <= dlen0 else {
+            throw LzopIndexError(.indexMismatch, at: end,
+                "no end marker after the index's last block: the index is stale or belongs to another file")
+        }
+        return LzopBlockIndex(header: header, layout: layout, blockOffsets: offsets, blockSize: Int(dlen0),
+                              lastBlockSize: Int(dlenN), endOffset: end)
+    }
+}

@@ -26,8 +26,10 @@ public final class LzopSingleBlockDecoder {
 
     /// Decodes the block whose bytes (header and payload, as in the file,
     /// starting at `offset`) are `raw`, into `output` (at least the block's
-    /// dlen bytes). Returns dlen. Throws LzopFormatError for a corrupt block.
-    public func decode(_ raw: UnsafeRawBufferPointer, offset: UInt64, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+    /// dlen bytes). Returns dlen and whether the block is all zeros (then
+    /// `output` is not written). Throws LzopFormatError for a corrupt block.
+    public func decode(_ raw: UnsafeRawBufferPointer, offset: UInt64,
+                       into output: UnsafeMutableRawBufferPointer) throws -> (count: Int, allZero: Bool) {
         let head = Array(raw.prefix(LzopBlockLayout.maxHeaderLength))
         guard let (dlen, clen, length) = try LzopBlockIndex.parseBlockHeader(head, available: head.count, at: offset, layout: layout) else {
             throw LzopFormatError(.badBlockLength, at: offset, "an end marker where the index says a block starts: index and file do not match")
@@ -59,12 +61,11 @@ public final class LzopSingleBlockDecoder {
                                  filter: layout.filter, payload: payload, cost: 0)
         switch try worker.decode(block) {
         case .zeros(let n):
-            memset(output.baseAddress!, 0, n)
-            return n
+            return (n, true)
         case .data(let buffer, let n):
             memcpy(output.baseAddress!, buffer.pointer, n)
             pool.put(buffer)
-            return n
+            return (n, false)
         }
     }
 }
