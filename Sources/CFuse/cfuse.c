@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cfuse.h"
 #include <fuse3/fuse.h>
+#include <fuse3/fuse_lowlevel.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,6 +19,7 @@ static int rb_count;
 static rb_fuse_read_fn rb_read_cb;
 static void *rb_context;
 static time_t rb_mounted_at;
+static volatile int rb_unmounted;
 
 static int rb_find(const char *path) {
     if (path[0] != '/') return -1;
@@ -142,6 +144,14 @@ int rb_fuse_daemonize(void) {
     if (pid < 0) return -1;
     if (pid > 0) _exit(0);
     setsid();
+    // The parent blocked these for its sigwait thread, which the child
+    // does not have: libfuse's handlers take them here.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
     if (chdir("/") != 0) { /* stays where it was */ }
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) {
@@ -162,9 +172,19 @@ int rb_fuse_serve(void) {
     signal(SIGPIPE, SIG_IGN);
     if (fuse_set_signal_handlers(se) != 0) return -EIO;
     int r = fuse_loop_mt(rb_fuse, 0);
+    // Unmounted from a signal's cleanup: that thread still uses the
+    // structures and the process exits from there.
+    if (rb_unmounted) return 0;
     fuse_remove_signal_handlers(se);
     fuse_unmount(rb_fuse);
     fuse_destroy(rb_fuse);
     rb_fuse = NULL;
     return r < 0 ? r : 0;
+}
+
+void rb_fuse_unmount_now(void) {
+    if (!rb_fuse) return;
+    rb_unmounted = 1;
+    fuse_session_exit(fuse_get_session(rb_fuse));
+    fuse_unmount(rb_fuse);
 }

@@ -156,7 +156,20 @@ public func serveMount(_ image: SeekableImage, on directory: String, fsName: Str
     if !options.foreground {
         guard rb_fuse_daemonize() == 0 else { throw RescueError(directory, "fork", errno: errno) }
     }
+    // In the foreground the applet's signal thread takes Ctrl-C: unmount
+    // there, then it exits 128+N as every applet does.
+    let interrupted = Monitor()
+    var signalled = false
+    let token = options.foreground ? Cleanup.register {
+        interrupted.locked { signalled = true }
+        rb_fuse_unmount_now()
+    } : nil
     let r = rb_fuse_serve()
+    if let token { Cleanup.unregister(token) }
+    if interrupted.locked({ signalled }) {
+        // The signal thread exits 128+N once its cleanup is done.
+        while true { pause() }
+    }
     image.stop()
     if r < 0 { throw RescueError(directory, "serve", errno: -r) }
 }

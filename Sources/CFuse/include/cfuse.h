@@ -27,9 +27,12 @@ int rb_fuse_mount(const char *mountpoint, const char *fsname, const rb_fuse_file
 // Returns -1 when fork fails.
 int rb_fuse_daemonize(void);
 
-// Serves requests (several threads) until `umount`, SIGINT, SIGTERM or
-// SIGHUP, then unmounts and frees everything. Returns 0, or the loop's
+// Serves requests (several threads) until `umount`, or SIGINT, SIGTERM or
+// SIGHUP where they are not blocked (the daemonized child), then unmounts and frees everything. Returns 0, or the loop's
 // error (-errno).
 int rb_fuse_serve(void);
+
+// From another thread (a signal's cleanup): ends the loop and unmounts.
+void rb_fuse_unmount_now(void);
 
 #endif
