@@ -80,7 +80,7 @@ public struct Mount: ParsableCommand {
             fsName = "ftp://" + label   // never the password (/proc/mounts is world-readable)
             mountSource = .ftp(path: url.path, label: label, connect: {
                 let client = try connection.session(url, credentials)
-                client.socketBufferSize = 256 << 10
+                client.rangedReceiveLimit = (receiveBuffer: 128 << 10, segmentSize: 4096)
                 return client
             })
         } else {

@@ -58,6 +58,11 @@ public final class FTPClient {
     public var trace: ((String) -> Void)?
     /// Kernel socket buffer size asked for on data connections.
     public var socketBufferSize = 4 << 20
+    /// For downloads ended early (ranged reads, `mount`): the data
+    /// connection's receive buffer and TCP segment size, so the server has
+    /// little in flight (and counted as sent) past the bytes wanted. nil:
+    /// sized for throughput (socketBufferSize).
+    public var rangedReceiveLimit: (receiveBuffer: Int, segmentSize: Int)?
 
     public private(set) var host = ""
     public private(set) var port: UInt16 = 21
@@ -374,6 +379,6 @@ public final class FTPClient {
         }
         target.port = port!
         return try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
-                                  bufferSize: socketBufferSize)
+                                  bufferSize: socketBufferSize, limit: rangedReceiveLimit)
     }
 }

@@ -433,7 +433,11 @@ extension LzopBlockIndex {
     /// the last block header, the end marker. Throws LzopIndexError
     /// (.indexMismatch) when they do not fit.
     public static func load(offsets: [UInt64], source: LzopRandomAccess) throws -> LzopBlockIndex {
-        let (header, firstBlock) = try readHeader(source)
+        // Two reads in all (each may be a network transfer): the first
+        // 64 KiB (header, first block header) and the file's tail from the
+        // last block on (it ends at the end of the file, not cut short).
+        let head = try LzopBytesAccess(reading: source, at: 0, count: 64 << 10)
+        let (header, firstBlock) = try readHeader(head)
         let layout = LzopBlockLayout(header: header)
         guard let first = offsets.first else {
             throw LzopIndexError(.noBlocks, at: firstBlock, "the index lists no blocks")
@@ -442,25 +446,49 @@ extension LzopBlockIndex {
             throw LzopIndexError(.indexMismatch, at: first,
                 "the index's first block is at \(first), the file's at \(firstBlock): the index belongs to another file")
         }
-        func blockHeader(_ at: UInt64) throws -> (UInt32, UInt32, Int) {
+        let lastOffset = offsets[offsets.count - 1]
+        guard lastOffset < source.size else {
+            throw LzopIndexError(.indexMismatch, at: lastOffset, "the index names a block past the end of the file (\(source.size) bytes)")
+        }
+        let tailCount = Int(min(source.size - lastOffset, UInt64(LzopFormat.blockSize) + 64))
+        let tail = try LzopBytesAccess(reading: source, at: lastOffset, count: tailCount)
+        func blockHeader(_ access: LzopRandomAccess, _ at: UInt64, _ shown: UInt64) throws -> (UInt32, UInt32, Int) {
             var buffer = [UInt8](repeating: 0, count: LzopBlockLayout.maxHeaderLength)
-            let got = try buffer.withUnsafeMutableBytes { try source.read(at: at, into: $0) }
-            guard let parsed = try parseBlockHeader(buffer, available: got, at: at, layout: layout) else {
-                throw LzopIndexError(.indexMismatch, at: at, "the index names a block here but the file has its end marker: the index belongs to another file")
+            let got = try buffer.withUnsafeMutableBytes { try access.read(at: at, into: $0) }
+            guard let parsed = try parseBlockHeader(buffer, available: got, at: shown, layout: layout) else {
+                throw LzopIndexError(.indexMismatch, at: shown, "the index names a block here but the file has its end marker: the index belongs to another file")
             }
             return parsed
         }
-        let (dlen0, _, _) = try blockHeader(first)
-        let lastOffset = offsets[offsets.count - 1]
-        let (dlenN, clenN, lengthN) = try blockHeader(lastOffset)
+        let (dlen0, _, _) = try blockHeader(head, first, first)
+        let (dlenN, clenN, lengthN) = try blockHeader(tail, 0, lastOffset)
         let end = lastOffset + UInt64(lengthN) + UInt64(clenN)
         var marker = [UInt8](repeating: 0xFF, count: 4)
-        let got = try marker.withUnsafeMutableBytes { try source.read(at: end, into: $0) }
+        let got = try marker.withUnsafeMutableBytes { try tail.read(at: end - lastOffset, into: $0) }
         guard got == 4, marker == [0, 0, 0, 0], dlenN <= dlen0 else {
             throw LzopIndexError(.indexMismatch, at: end,
                 "no end marker after the index's last block: the index is stale or belongs to another file")
         }
         return LzopBlockIndex(header: header, layout: layout, blockOffsets: offsets, blockSize: Int(dlen0),
                               lastBlockSize: Int(dlenN), endOffset: end)
+    }
+}
+
+/// Bytes read once from another source, served from memory (offsets
+/// relative to where they were read).
+final class LzopBytesAccess: LzopRandomAccess {
+    private var bytes: [UInt8]
+    let size: UInt64
+    init(reading source: LzopRandomAccess, at offset: UInt64, count: Int) throws {
+        bytes = [UInt8](repeating: 0, count: count)
+        let got = try bytes.withUnsafeMutableBytes { try source.read(at: offset, into: $0) }
+        bytes.removeLast(count - got)
+        size = UInt64(got)
+    }
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard offset < size else { return 0 }
+        let n = min(buffer.count, Int(size - offset))
+        bytes.withUnsafeBytes { memcpy(buffer.baseAddress!, $0.baseAddress! + Int(offset), n) }
+        return n
     }
 }

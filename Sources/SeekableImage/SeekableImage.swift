@@ -242,13 +242,19 @@ public final class SeekableImage: @unchecked Sendable {
         var wanted: [Int] = []
         let q: BlockingQueue<[Int]>? = monitor.locked {
             let sequential = range.lowerBound == previousLast || range.lowerBound == previousLast + 1
-            streak = sequential ? streak + 1 : 0
+            // streak: blocks read one after another so far.
+            streak = sequential ? streak + (range.upperBound - previousLast) : 0
             previousLast = range.upperBound
             guard streak >= 2 else { return nil }
-            let window = min(options.readAheadBlocks, max(options.runBlocks, streak * options.runBlocks))
-            let stop = min(index.blockCount - 1, range.upperBound + window)
-            guard range.upperBound < stop else { return nil }
-            for b in (range.upperBound + 1)...stop where entries[b] == nil {
+            // The window grows with the streak; new blocks are queued only
+            // when less than half of it is left, in whole runs, so each
+            // transfer covers many blocks.
+            let window = min(options.readAheadBlocks, max(4, streak / 2))
+            let limit = min(index.blockCount - 1, range.upperBound + window)
+            var next = range.upperBound + 1
+            while next <= limit && entries[next] != nil { next += 1 }
+            guard next <= limit, next - range.upperBound <= window / 2 else { return nil }
+            for b in next...limit where entries[b] == nil {
                 entries[b] = .loading
                 wanted.append(b)
             }

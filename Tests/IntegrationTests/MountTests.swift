@@ -2,9 +2,8 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `rescuebox mount` with the built binary, real filesystems on loop
-/// devices over the FUSE files, real lzop and a real vsftpd.
-final class MountTests: XCTestCase {
+/// Helpers for the mount tests: mounts, waits, file trees, an MBR disk.
+class MountTestCase: XCTestCase {
     var cleanups: [() -> Void] = []
 
     override func tearDown() {
@@ -119,7 +118,11 @@ final class MountTests: XCTestCase {
         return Disk(path: path, sums: sums, parts: parts)
     }
 
-    // MARK: tests
+}
+
+/// `rescuebox mount` with the built binary, real filesystems on loop
+/// devices over the FUSE files, real lzop and a real vsftpd.
+final class MountTests: MountTestCase {
 
     /// An image made by lzop itself, indexed with ddz --index, mounted;
     /// stat, dd at odd offsets, a read past the end; umount ends it.
