@@ -222,10 +222,11 @@ struct DdzCompressJob {
             meter.finish()
             throw error
         }
-        if let cleanupToken { Cleanup.unregister(cleanupToken) }
+        // The index before the output counts as done: a failure removes both.
         if let indexer = sink as? LzopStreamIndexer, let output {
             try writeLzopIndexFile(try indexer.finish(), to: output + ".index")
         }
+        if let cleanupToken { Cleanup.unregister(cleanupToken) }
         let seconds = stopwatch.elapsed
         meter.finish()
         var line = summaryLine(bytes: summary.inputBytes, seconds: seconds, verb: "read")

@@ -241,8 +241,13 @@ public final class BackupJob {
         if let temp, let path = options.localOutput {
             try outFile.sync()
             try outFile.close()
-            if rename(temp, path) != 0 { throw RescueError(path, "rename from \(temp)", errno: lastErrno()) }
-            try writeLzopIndexFile(for: path)
+            // The block index (for mount) first: a failure leaves neither.
+            try writeLzopIndexFile(for: temp, indexPath: path + ".index")
+            if rename(temp, path) != 0 {
+                let err = lastErrno()
+                _ = unlink(path + ".index")
+                throw RescueError(path, "rename from \(temp)", errno: err)
+            }
         }
         if let cleanup { Cleanup.unregister(cleanup) }
         return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,

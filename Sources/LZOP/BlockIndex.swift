@@ -405,9 +405,9 @@ public func writeLzopIndexFile(_ index: LzopBlockIndex, to path: String) throws 
     }
 }
 
-/// PATH.index for the lzop file PATH, from its block headers (pread).
-/// Errors are RescueErrors naming PATH.
-public func writeLzopIndexFile(for path: String) throws {
+/// PATH.index (or `indexPath`) for the lzop file PATH, from its block
+/// headers (pread). Errors are RescueErrors naming PATH.
+public func writeLzopIndexFile(for path: String, indexPath: String? = nil) throws {
     let file = try OpenFile.open(path, .readOnly)
     let index: LzopBlockIndex
     do {
@@ -417,7 +417,7 @@ public func writeLzopIndexFile(for path: String) throws {
     } catch let error as LzopIndexError {
         throw error.rescueError(object: path)
     }
-    try writeLzopIndexFile(index, to: path + ".index")
+    try writeLzopIndexFile(index, to: indexPath ?? path + ".index")
 }
 
 extension LzopBlockIndex {
