@@ -24,33 +24,40 @@ public func runApplet(_ type: ParsableCommand.Type, arguments: [String]) -> Neve
     Program.appletName = name
     Cleanup.installSignalHandling()
     do {
+        let arguments = (type as? NormalizesArguments.Type)?.normalize(arguments) ?? arguments
         var command = try type.parseAsRoot(arguments)
         try command.run()
-        exit(ExitCode.success)
+        Cleanup.exitProcess(ExitCode.success)
     } catch let error as RescueError {
         Cleanup.runAll()
         let hint = error.exitCode == ExitCode.usage ? " (see 'rescuebox \(name) --help')" : ""
         printError(error.description + hint)
-        exit(error.exitCode)
+        Cleanup.exitProcess(error.exitCode)
     } catch let error as AppletExit {
         Cleanup.runAll()
-        exit(error.code)
+        Cleanup.exitProcess(error.code)
     } catch {
         let code = type.exitCode(for: error)
         if code == .success {
             // --help, --version
             printStdout(type.fullMessage(for: error))
-            exit(ExitCode.success)
+            Cleanup.exitProcess(ExitCode.success)
         }
         Cleanup.runAll()
         if code == .validationFailure {
             printError(type.message(for: error) + " (see 'rescuebox \(name) --help')")
-            exit(ExitCode.usage)
+            Cleanup.exitProcess(ExitCode.usage)
         }
         let message = type.message(for: error)
         if !message.isEmpty { printError(message) }
-        exit(code.rawValue)
+        Cleanup.exitProcess(code.rawValue)
     }
+}
+
+/// An applet whose command line needs rewriting before ArgumentParser
+/// sees it (busybox's glued `-pPASS`).
+public protocol NormalizesArguments {
+    static func normalize(_ arguments: [String]) -> [String]
 }
 
 /// Ends an applet quietly with a given code after it printed its own

@@ -7,7 +7,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct Backup: ParsableCommand {
+public struct Backup: ParsableCommand, NormalizesArguments {
+    public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
+
     public static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Image a disk compressed straight to an FTP server or file, resumably.",
@@ -30,13 +32,21 @@ public struct Backup: ParsableCommand {
         A source that stalls (a dying disk) does not cost the upload: after \
         --idle seconds without data the transfer is ended cleanly, the session \
         kept alive with NOOP, and continued when data comes.
+        NAME.lzo.index, the block index `rescuebox mount` reads, is stored \
+        beside the image.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
         Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
+        A SOURCE mounted read-write (or a disk with such a partition) is \
+        refused: the image would be inconsistent (-f goes ahead).
+        Exit status: 0 done; 1 failed (one line naming the object, the \
+        operation and the reason; also when --noerror zeroed sectors); \
+        2 bad usage; 130 on Ctrl-C (143 SIGTERM, 129 SIGHUP), after removing \
+        what this run stored.
         EXAMPLES:
           rescuebox backup /dev/sda ftp://admin@nas/images/
-          FTP_PASSWORD=s3cret rescuebox backup --manifest /dev/sda ftp://admin@nas/pc7/sda.lzo
+          FTP_PASSWORD=s3cret backup --manifest /dev/sda ftp://admin@nas/pc7/
           rescuebox backup -3 --mkdirs /dev/nvme0n1 ftp://admin@[fd00::5]:2121/2026/
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
@@ -79,11 +89,22 @@ public struct Backup: ParsableCommand {
     @Flag(name: .customLong("keep-partial"), help: "Keep the partial remote file when the backup fails.")
     var keepPartial = false
 
-    @Argument(help: "The block device or file to image.")
-    var source: String
+    @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing NAME.lzo on the server.")
+    var noClobber = false
 
-    @Argument(help: "ftp://[USER@]HOST[:PORT]/PATH, a local file, or - for stdout.")
-    var destination: String
+    @Option(name: .customLong("skip"), help: ArgumentHelp("Start reading at this source offset (e.g. 1M).", valueName: "size"))
+    var skip: ByteCount?
+
+    @Option(name: .customLong("count"), help: ArgumentHelp("Read at most this many bytes (e.g. 2G).", valueName: "size"))
+    var count: ByteCount?
+
+    @Flag(name: [.customShort("f"), .customLong("force")], help: "Image a source that is mounted read-write anyway.")
+    var force = false
+
+    @Argument(parsing: .allUnrecognized,
+              help: ArgumentHelp("SOURCE (a block device or file) and DEST (ftp://[USER@]HOST[:PORT]/PATH, a file, or -).",
+                                 valueName: "SOURCE DEST"))
+    var arguments: [String] = []
 
     public init() {}
 
@@ -98,7 +119,13 @@ public struct Backup: ParsableCommand {
 
     public func run() throws {
         Program.verbose = connection.verbose
+        let names = try FTPConnectionOptions.names(arguments)
+        guard names.count == 2 else { throw RescueError.usage("give SOURCE and DEST (got \(names.count) arguments)") }
+        let source = names[0], destination = names[1]
         var options = BackupOptions(source: source)
+        options.skip = skip?.bytes ?? 0
+        options.count = count?.bytes
+        options.force = force
         options.compression = LzopCompressionOptions(level: level.rawValue)
         options.threads = threads ?? WorkerThread.onlineProcessors
         options.requestSize = Int(bs?.bytes ?? 1 << 20)
@@ -119,10 +146,12 @@ public struct Backup: ParsableCommand {
             }
             try SafeUpload.validate(remotePath: url.path)
             let credentials = try connection.credentials(for: url)
-            var target = UploadTarget(host: url.host, port: url.port, credentials: credentials, remotePath: url.path,
-                                      timeouts: try connection.timeouts(), mkdirs: mkdirs, inPlace: inPlace)
-            if connection.verbose { target.trace = { printError($0) } }
-            options.upload = target
+            var upload = SafeUploadOptions()
+            upload.mkdirs = mkdirs
+            upload.inPlace = inPlace
+            upload.keepPartial = keepPartial
+            upload.noClobber = noClobber
+            options.upload = UploadTarget(server: try connection.server(url, credentials), remotePath: url.path, options: upload)
         } else if destination != "-" {
             options.localOutput = destination.hasSuffix("/")
                 ? destination + DeviceInfo.defaultImageName(source: source, now: now) : destination
@@ -133,6 +162,7 @@ public struct Backup: ParsableCommand {
             + formatRate(bytes: result.outputBytes, seconds: result.seconds) + " on the wire, ratio "
             + formatRatio(input: result.inputBytes, output: result.outputBytes)
         if result.reconnects > 0 { line += ", \(result.reconnects) reconnects" }
+        if let outcome = result.upload, let remote = options.upload?.remotePath { line += uploadNotes(outcome, remote: remote) }
         printStderr(line)
         let where_ = options.upload?.displayName ?? options.localOutput ?? "stdout"
         printVerbose("stored \(where_)" + (result.sha256.map { "; SHA-256 \($0)" } ?? ""))

@@ -42,8 +42,7 @@ public struct Ddz: ParsableCommand {
           ddz /dev/sda | ssh backup 'cat > sda.lzo'
           ddz --skip 1M --count 512M /dev/sdb -o part.lzo
           ddz -9 --crc32 -T 4 disk.img -o disk.img.lzo
-          ddz --noerror --badmap sdc.map /dev/sdc -o rescued.lzo
-                                                   zero unreadable sectors, keep going, map them
+          ddz --noerror --badmap sdc.map /dev/sdc -o rescued.lzo   # dying disk
           lzop -t sda.img.lzo && lzop -dc sda.img.lzo | cmp - /dev/sda
           ddz -d sda.img.lzo -o /dev/sda           restore
           ddz --index sda.img.lzo                  write sda.img.lzo.index (for mount)
@@ -120,7 +119,7 @@ public struct Ddz: ParsableCommand {
     @Flag(name: .customLong("progress"), help: "Show progress even when stderr is not a terminal.")
     var progress = false
 
-    @Flag(name: [.customShort("f"), .customLong("force")], help: "Write compressed data to a terminal; overwrite an existing output file.")
+    @Flag(name: [.customShort("f"), .customLong("force")], help: "Write compressed data to a terminal; overwrite an existing output file; image a source mounted read-write.")
     var force = false
 
     @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Say more on stderr.")
@@ -191,6 +190,7 @@ struct DdzCompressJob {
         if output == nil && isTerminal(1) && !force {
             throw RescueError("stdout", "write", "compressed data not written to a terminal (use -o FILE, a pipe, or -f)")
         }
+        if let input, input != "-" { try MountTable.refuseMountedReadWrite(input, force: force) }
         let reader = try DiskReader.open(input, skip: skip, count: count, requestSize: requestSize, direct: direct)
         reader.noError = noError
         if noError && !reader.isSeekable {

@@ -104,20 +104,96 @@ public struct FTPConnectionOptions: ParsableArguments {
         return try resolver.resolve(host: url.host)
     }
 
+    /// The server, login, timeouts and -v trace for `url`: what every
+    /// session of the job is opened from.
+    public func server(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPServerConfig {
+        Program.verbose = verbose
+        return FTPServerConfig(host: url.host, port: url.port, credentials: credentials, timeouts: try timeouts(),
+                               trace: verbose ? { printError($0) } : nil)
+    }
+
     /// Connects, logs in, switches to binary.
     public func session(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPClient {
-        Program.verbose = verbose
-        let client = FTPClient(timeouts: try timeouts())
-        if verbose { client.trace = { printError($0) } }
-        try client.connect(host: url.host, port: url.port)
+        let config = try server(url, credentials)
         printVerbose("logging in as \(credentials.user) (password from \(credentials.source))")
-        try client.login(user: credentials.user, password: credentials.password)
-        try client.setBinary()
-        return client
+        return try FTPClient.openSession(config)
+    }
+
+    /// The first steps of ftpput and ftpget: wipe command-line passwords,
+    /// check the timeouts, and read `HOST[:PORT] NAME [NAME]` (busybox
+    /// order: REMOTE at `remoteIndex` of the names after HOST, 0 or -1 for
+    /// the last) or `URL [LOCAL]` into the URL and the LOCAL argument.
+    public func transferArguments(_ raw: [String], usage: String, remoteIndex: Int) throws -> (FTPURL, String?) {
+        protectPassword()
+        Program.verbose = verbose
+        _ = try timeouts()
+        let arguments = try FTPConnectionOptions.names(raw)
+        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
+        let rest = Array(arguments.dropFirst())
+        var remote: String?
+        var local: String?
+        if FTPURL.looksLikeURL(first) {
+            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
+            local = rest.first
+        } else {
+            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (\(usage))") }
+            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (\(usage))") }
+            let index = remoteIndex >= 0 ? remoteIndex : rest.count - 1
+            remote = rest[index]
+            local = rest.count == 2 ? rest[1 - index] : nil
+        }
+        let url = try target(first, path: remote)
+        protectURLPassword(url)
+        return (url, local)
+    }
+
+    /// busybox's glued short options (`-pS3cret`, `-uadmin`, `-P2121`) as
+    /// two arguments, so they parse and the value is never echoed in an
+    /// error. Other arguments are left alone; after `--` nothing changes.
+    public static func splitGluedValues(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var rest = false
+        for argument in arguments {
+            if rest || argument == "--" { rest = true; result.append(argument); continue }
+            let bytes = Array(argument.utf8)
+            if bytes.count > 2, bytes[0] == UInt8(ascii: "-"), [UInt8(ascii: "p"), UInt8(ascii: "u"), UInt8(ascii: "P")].contains(bytes[1]) {
+                result.append(String(decoding: bytes[0..<2], as: UTF8.self))
+                result.append(String(decoding: bytes[2...], as: UTF8.self))
+            } else {
+                result.append(argument)
+            }
+        }
+        return result
+    }
+
+    /// The positional arguments of an applet that captures unrecognised
+    /// words as names (`ftpput HOST -dash.bin FILE`): a word that starts
+    /// with `--` or is a lone `-x` is an unknown option (exit 2); a longer
+    /// word that starts with one dash is a name.
+    public static func names(_ arguments: [String]) throws -> [String] {
+        for argument in arguments where argument.hasPrefix("-") && argument != "-" {
+            if argument.hasPrefix("--") || argument.utf8.count == 2 {
+                throw RescueError.usage("unknown option '\(sanitizeForDisplay(String(argument.prefix(40))))'")
+            }
+        }
+        return arguments
     }
 }
 
 /// The last path component ("dir/a b.img" -> "a b.img").
 func baseName(_ path: String) -> String {
     String(path.split(separator: "/").last ?? Substring(path))
+}
+
+/// The summary's words about an upload's outcome: what it replaced and
+/// whether it could be verified.
+func uploadNotes(_ outcome: UploadOutcome, remote: String) -> String {
+    var notes = ""
+    switch outcome.replaced {
+    case .bytes(let n)?: notes += "; replaced an existing \(n)-byte \(remote)"
+    case .unknown?: notes += "; replaced \(remote) if it existed (the server does not tell sizes)"
+    case .absent?, nil: break
+    }
+    if case .unverifiable = outcome.verification { notes += "; not verified (the server does not tell sizes)" }
+    return notes
 }

@@ -5,7 +5,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct FtpPut: ParsableCommand {
+public struct FtpPut: ParsableCommand, NormalizesArguments {
+    public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
+
     public static let configuration = CommandConfiguration(
         commandName: "ftpput",
         abstract: "Upload a file, stdin or a command's output to an FTP server, safely.",
@@ -58,32 +60,18 @@ public struct FtpPut: ParsableCommand {
     @Flag(name: .customLong("mkdirs"), help: "Create missing remote directories.")
     var mkdirs = false
 
-    @Argument(help: ArgumentHelp("HOST[:PORT] REMOTE [LOCAL], or URL [LOCAL].", valueName: "ARGS"))
+    @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing REMOTE (by default the rename replaces it).")
+    var noClobber = false
+
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("HOST[:PORT] REMOTE [LOCAL], or URL [LOCAL].", valueName: "ARGS"))
     var arguments: [String] = []
 
     public init() {}
 
     public func run() throws {
-        connection.protectPassword()
-        Program.verbose = connection.verbose
-        _ = try connection.timeouts()
         // Everything is checked before anything is sent.
-        guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
-        var remote: String?
-        var local: String?
-        let isURL = FTPURL.looksLikeURL(first)
-        let rest = Array(arguments.dropFirst())
-        if isURL {
-            guard rest.count <= 1 else { throw RescueError.usage("too many arguments after the URL") }
-            local = rest.first
-        } else {
-            guard !rest.isEmpty else { throw RescueError.usage("no REMOTE name given (ftpput HOST REMOTE [LOCAL])") }
-            guard rest.count <= 2 else { throw RescueError.usage("too many arguments (ftpput HOST REMOTE [LOCAL])") }
-            remote = rest[0]
-            local = rest.count == 2 ? rest[1] : nil
-        }
-        var url = try connection.target(first, path: remote)
-        connection.protectURLPassword(url)
+        var (url, local) = try connection.transferArguments(arguments, usage: "ftpput HOST REMOTE [LOCAL]",
+                                                            remoteIndex: 0)
         if url.path.isEmpty || url.path.hasSuffix("/") {
             guard let local, local != "-", !local.hasPrefix("|") else {
                 throw RescueError.usage("the URL names no remote file (end it with a file name)")
@@ -95,9 +83,10 @@ public struct FtpPut: ParsableCommand {
         }
         var options = SafeUploadOptions()
         options.inPlace = inPlace
-        options.keepPartial = keepPartial
+        options.keepPartial = keepPartial || resume  // a failed -c run keeps its partial file for the next one
         options.resume = resume
         options.mkdirs = mkdirs
+        options.noClobber = noClobber
         try SafeUpload.validate(remotePath: url.path, options: options)
         if let local { try checkSafeForControl(local, what: "local name") }
         let credentials = try connection.credentials(for: url)
@@ -117,6 +106,7 @@ public struct FtpPut: ParsableCommand {
         let upload = SafeUpload(client: client, remotePath: url.path, options: options)
         let meter = ProgressMeter(label: "ftpput", total: source.size, forced: connection.progress)
         let clock = Stopwatch()
+        var outcome: UploadOutcome
         do {
             let offset = try upload.resumeOffset(sourceSize: source.size)
             if offset > 0 {
@@ -126,7 +116,7 @@ public struct FtpPut: ParsableCommand {
             try upload.start(at: offset)
             try copy(source, to: upload, offset: offset, meter: meter)
             try source.finish()
-            try upload.commit()
+            outcome = try upload.commit()
         } catch {
             source.cancel()
             meter.finish()
@@ -138,8 +128,9 @@ public struct FtpPut: ParsableCommand {
         client.quit()
         let sent = upload.bytesSent
         printStderr(summaryLine(bytes: sent, seconds: clock.elapsed, verb: "uploaded")
-                    + (upload.startOffset > 0 ? " (resumed at \(upload.startOffset))" : ""))
-        printVerbose("stored \(upload.displayName), \(upload.startOffset + sent) bytes, verified with SIZE")
+                    + (upload.startOffset > 0 ? " (resumed at \(upload.startOffset))" : "")
+                    + uploadNotes(outcome, remote: url.path))
+        if sent == 0 && upload.startOffset == 0 { printError("warning: \(source.name) was empty: stored an empty \(url.path)") }
     }
 
     private func copy(_ source: UploadSource, to upload: SafeUpload, offset: UInt64, meter: ProgressMeter) throws {
@@ -150,7 +141,7 @@ public struct FtpPut: ParsableCommand {
             do {
                 try upload.splice(from: source.file.fd, isPipe: source.isPipe) { meter.update(processed: offset + $0) }
                 return
-            } catch let error as RescueError where error.operation == "splice" && upload.bytesSent == 0 {
+            } catch let error as RescueError where error.kind == .zeroCopyUnsupported && upload.bytesSent == 0 {
                 printVerbose("splice refused (\(error.reason)); trying another way")
             }
         }
@@ -158,7 +149,7 @@ public struct FtpPut: ParsableCommand {
             do {
                 try upload.sendFile(descriptor: source.file.fd) { meter.update(processed: offset + $0) }
                 return
-            } catch let error as RescueError where error.operation == "sendfile" && upload.bytesSent == 0 {
+            } catch let error as RescueError where error.kind == .zeroCopyUnsupported && upload.bytesSent == 0 {
                 printVerbose("sendfile refused (\(error.reason)); copying through a buffer")
             }
         }

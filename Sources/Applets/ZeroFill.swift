@@ -88,7 +88,7 @@ public struct ZeroFillCommand: ParsableCommand {
         if report.files > 1 { line += " in \(report.files) files" }
         line += "; free \(formatBytes(report.freeBefore)) before, \(formatBytes(report.freeAfter)) after"
         line += " (\(report.stopReason)"
-        if report.stopReason == "filesystem full" && report.freeWhenFull > 0 {
+        if report.stopReason == .filesystemFull && report.freeWhenFull > 0 {
             line += ", \(formatBytes(report.freeWhenFull)) left unfillable"
         }
         line += ")"

@@ -32,6 +32,43 @@ public func checkSafeForControl(_ text: String, what: String) throws {
     }
 }
 
+/// Everything needed to open a logged-in session: the server, the login,
+/// the timeouts and the -v trace. Jobs keep one and open sessions from it
+/// (`FTPClient.openSession`) as often as they reconnect.
+public struct FTPServerConfig {
+    public var host: String
+    public var port: UInt16
+    public var credentials: FTPCredentials
+    public var timeouts: FTPTimeouts
+    /// With -v: the protocol trace (passwords shown as ****).
+    public var trace: ((String) -> Void)?
+
+    public init(host: String, port: UInt16, credentials: FTPCredentials, timeouts: FTPTimeouts = FTPTimeouts(),
+                trace: ((String) -> Void)? = nil) {
+        self.host = host
+        self.port = port
+        self.credentials = credentials
+        self.timeouts = timeouts
+        self.trace = trace
+    }
+
+    /// `host:port` as messages name the server.
+    public var label: String { FTPClient.label(host: host, port: port) }
+    /// `ftp://host:port/path` for messages.
+    public func displayName(_ path: String) -> String { "ftp://\(label)/\(path)" }
+}
+
+/// What the server says about a remote file's size.
+public enum RemoteSize: Equatable {
+    case bytes(UInt64)
+    /// The server says there is no such file.
+    case absent
+    /// The server would not tell (SIZE, MLST and LIST unsupported or denied).
+    case unknown(String)
+
+    public var value: UInt64? { if case .bytes(let n) = self { return n }; return nil }
+}
+
 /// An FTP client session: one control connection, passive data
 /// connections to the control connection's peer (never to the address a
 /// 227 reply names), binary transfers, timeouts on every wait.
@@ -64,14 +101,17 @@ public final class FTPClient {
     /// sized for throughput (socketBufferSize).
     public var rangedReceiveLimit: (receiveBuffer: Int, segmentSize: Int)?
 
+    /// The configuration this session was opened from (`openSession`).
+    public private(set) var config: FTPServerConfig?
     public private(set) var host = ""
     public private(set) var port: UInt16 = 21
     /// The address the control connection reached; data goes there too.
     public private(set) var peer: FTPAddress?
     private var control: Socket?
     private var parser = FTPReplyParser()
-    private var credentials: (user: String, password: String)?
     private var binary = false
+    /// Set once SIZE answered with a size: its 550 then means "no such file".
+    private var sizeAnswered = false
     /// Set when EPSV was refused once, so later transfers go straight to PASV.
     private var epsvRefused = false
 
@@ -117,18 +157,34 @@ public final class FTPClient {
         guard greeting.isSuccess else { throw failure("connect", greeting) }
     }
 
+    /// The one way to open a session: connect, log in, TYPE I.
+    public static func openSession(_ config: FTPServerConfig, timeouts: FTPTimeouts? = nil) throws -> FTPClient {
+        let client = FTPClient(timeouts: timeouts ?? config.timeouts)
+        client.trace = config.trace
+        client.config = config
+        try client.connect(host: config.host, port: config.port)
+        try client.login(user: config.credentials.user, password: config.credentials.password)
+        try client.setBinary()
+        return client
+    }
+
     /// USER/PASS. Anonymous: user "anonymous", password "anonymous@".
     public func login(user: String, password: String) throws {
         try checkSafeForControl(user, what: "user name")
         try checkSafeForControl(password, what: "password")
-        credentials = (user, password)
+        if config == nil {
+            config = FTPServerConfig(host: host, port: port, credentials: FTPCredentials(user: user, password: password, source: ""),
+                                     timeouts: timeouts, trace: trace)
+        }
         let reply = try command("USER \(user)")
         if reply.code == 230 { return }
         guard reply.code == 331 || reply.code == 332 else { throw failure("USER", reply) }
         let pass = try command("PASS \(password)", traceAs: "PASS ****")
         if pass.code == 230 || pass.code == 202 { return }
         if pass.code == 332 { throw RescueError(label, "login", "the server wants an account (ACCT), which is not supported") }
-        throw RescueError(label, "login as \(user)", "server replied \(pass)")
+        var error = failure("login as \(user)", pass)
+        error.operation = "login as \(user)"
+        throw error
     }
 
     /// TYPE I: bytes are transferred unchanged.
@@ -138,19 +194,59 @@ public final class FTPClient {
         binary = true
     }
 
-    /// The size of a remote file (SIZE, RFC 3659), nil when the server says
-    /// there is no such file (550). Throws on other failures.
-    public func size(_ path: String) throws -> UInt64? {
+    /// The size of a remote file: SIZE (RFC 3659); where SIZE is not
+    /// implemented (500/502/504), denied (550 on a file that exists), or
+    /// answered with nonsense, MLST's `size=` fact, then the size column of
+    /// LIST. `.absent` only when the server positively says the file is
+    /// not there; `.unknown` when it would not tell.
+    public func remoteSize(_ path: String) throws -> RemoteSize {
         try checkSafeForControl(path, what: "remote path")
         try setBinary()
         let reply = try command("SIZE \(path)")
-        if reply.code == 213 {
-            let text = reply.text.split(separator: " ").first.map(String.init) ?? ""
-            guard let value = UInt64(text) else { throw RescueError(label, "SIZE \(path)", "unreadable reply \(reply)") }
-            return value
+        var sizeSaysAbsent = false
+        switch parseSizeReply(reply) {
+        case .bytes(let n):
+            sizeAnswered = true
+            return .bytes(n)
+        case .absent:
+            // Where SIZE has answered with a size before, 550 means no such file.
+            if sizeAnswered { return .absent }
+            sizeSaysAbsent = true
+        case .unsupported: break
+        case .nonsense:
+            printError("warning: \(label): ignored a SIZE reply that is not a size: \(reply)")
+        case .failed: throw failure("SIZE \(path)", reply)
         }
-        if reply.code == 550 { return nil }
-        throw failure("SIZE \(path)", reply)
+        let mlst = try command("MLST \(path)")
+        if mlst.code == 250 {
+            if let n = parseMLSTSize(mlst) { return .bytes(n) }
+        } else if mlst.code == 421 {
+            throw failure("MLST \(path)", mlst)
+        }
+        switch try listSize(path) {
+        case .some(.some(let n)): return .bytes(n)
+        case .some(.none): return sizeSaysAbsent ? .absent : .unknown("LIST shows no such file")
+        case .none: break
+        }
+        if sizeSaysAbsent { return .absent }
+        return .unknown("the server answers neither SIZE (\(reply.code)) nor MLST (\(mlst.code)) with a size")
+    }
+
+    /// LIST of one file: the size column of its line; .some(nil) when the
+    /// listing is empty, nil when LIST failed or is unreadable.
+    private func listSize(_ path: String) throws -> UInt64?? {
+        let stream: FTPDataStream
+        do { stream = try openTransfer("LIST \(path)", restAt: nil, upload: false) } catch let e as RescueError where e.kind == .serverRefused {
+            if e.replyCode == 450 || e.replyCode == 550 { return .some(nil) }
+            return nil
+        }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = (try? bytes.withUnsafeMutableBytes { try stream.read(into: $0) }) ?? 0
+        if n == bytes.count { stream.abort() } else { _ = try? stream.finish() }
+        let lines = String(decoding: bytes[0..<n], as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+        guard !lines.isEmpty else { return .some(nil) }
+        guard lines.count == 1 else { return nil }
+        return parseListSize(String(lines[0])).map { .some($0) }
     }
 
     /// Creates every missing directory of `path` (a directory path,
@@ -211,43 +307,86 @@ public final class FTPClient {
         try expectSuccess("DELE \(path)")
     }
 
-    /// Starts an upload: a passive data connection, then (REST `restAt`
-    /// and) STOR, or APPE with `append`. Returns once the server accepted
-    /// (1xx); write the bytes, then call `finish()` for the 226.
-    public func openStore(_ path: String, restAt: UInt64? = nil, append: Bool = false) throws -> FTPDataStream {
+    /// Starts an upload: a passive data connection, then STOR (or APPE
+    /// with `append`). Returns once the server accepted (1xx); write the
+    /// bytes, then call `finish()` for the 226.
+    ///
+    /// `resumeAt` > 0 continues a file the server holds exactly that many
+    /// bytes of: REST+STOR, or APPE where the server refuses REST (some
+    /// answer REST with 350 and then refuse the STOR, as proftpd's default
+    /// `AllowStoreRestart off` does with 451). Only call it with the size
+    /// the server itself reported, since APPE appends at the server's end.
+    public func openStore(_ path: String, resumeAt offset: UInt64 = 0, append: Bool = false) throws -> FTPDataStream {
         try checkSafeForControl(path, what: "remote path")
         try setBinary()
-        let data = try openDataConnection()
-        if let restAt, restAt > 0, !append {
-            let rest = try command("REST \(restAt)")
-            guard rest.code == 350 else { data.close(); throw failure("REST \(restAt)", rest) }
+        if offset == 0 || append {
+            return try openTransfer("\(append ? "APPE" : "STOR") \(path)", restAt: nil, upload: true)
         }
-        let verb = append ? "APPE" : "STOR"
-        let reply = try command("\(verb) \(path)")
-        guard reply.isPreliminary else { data.close(); throw failure("\(verb) \(path)", reply) }
-        return FTPDataStream(client: self, socket: data, command: "\(verb) \(path)", upload: true)
+        do {
+            return try openTransfer("STOR \(path)", restAt: offset, upload: true)
+        } catch let error as RescueError where error.kind == .serverRefused && isConnected
+                    && error.replyCode != 452 && error.replyCode != 552 {
+            trace?("(REST+STOR refused: \(error.reason); appending with APPE)")
+            return try openTransfer("APPE \(path)", restAt: nil, upload: true)
+        }
     }
 
     /// Starts a download: a passive data connection, (REST `restAt`,) RETR.
     public func openRetrieve(_ path: String, restAt: UInt64? = nil) throws -> FTPDataStream {
         try checkSafeForControl(path, what: "remote path")
         try setBinary()
+        return try openTransfer("RETR \(path)", restAt: restAt, upload: false)
+    }
+
+    /// The transfer in progress, if any: `quit()` aborts it first.
+    weak var activeTransfer: FTPDataStream?
+
+    private func openTransfer(_ line: String, restAt: UInt64?, upload: Bool) throws -> FTPDataStream {
         let data = try openDataConnection()
         if let restAt, restAt > 0 {
             let rest = try command("REST \(restAt)")
             guard rest.code == 350 else { data.close(); throw failure("REST \(restAt)", rest) }
         }
-        let reply = try command("RETR \(path)")
-        guard reply.isPreliminary else { data.close(); throw failure("RETR \(path)", reply) }
-        return FTPDataStream(client: self, socket: data, command: "RETR \(path)", upload: false)
+        let reply = try command(line)
+        guard reply.isPreliminary else {
+            data.close()
+            var error = failure(line, reply)
+            if upload && reply.code == 553 { error.reason += " (does the directory exist? --mkdirs creates it)" }
+            throw error
+        }
+        let stream = FTPDataStream(client: self, socket: data, command: line, upload: upload)
+        activeTransfer = stream
+        return stream
     }
 
     /// QUIT and close (errors ignored: the work is done or lost already).
     public func quit() {
         guard control != nil else { return }
-        _ = try? command("QUIT")
+        activeTransfer?.abort()
+        guard control != nil else { return }
+        _ = try? command("QUIT", timeout: min(timeouts.reply, 10))
         control?.close()
         control = nil
+    }
+
+    /// After closing a data connection early: ABOR, then NOOP, reading every
+    /// reply up to NOOP's 200 (the transfer's 426/226 and ABOR's 225/226
+    /// come in between, in whatever number the server sends). A server that
+    /// does not answer within 5 s is disconnected.
+    func abortTransfer() {
+        guard let control else { return }
+        activeTransfer = nil
+        let limit = min(timeouts.reply, 5)
+        do {
+            for line in ["ABOR", "NOOP"] {
+                trace?("> " + line)
+                _ = try Array((line + "\r\n").utf8).withUnsafeBytes { try control.sendAll($0, timeout: limit, what: line) }
+            }
+            for _ in 0..<6 {
+                if try readReply(for: "ABOR", timeout: limit).code == 200 { return }
+            }
+        } catch {}
+        disconnect()
     }
 
     /// Drops the control connection without a word.
@@ -257,19 +396,14 @@ public final class FTPClient {
     }
 
     /// A new, logged-in session to the same server with the same
-    /// credentials, for cleanup while this one is busy or broken.
+    /// credentials (for cleanup while this one is busy or broken), to the
+    /// address this one reached: no second name lookup.
     public func openAnotherSession(timeouts: FTPTimeouts? = nil) throws -> FTPClient {
-        let other = FTPClient(timeouts: timeouts ?? self.timeouts)
+        guard var config else { throw RescueError(label, "connect", "no session configuration") }
+        if let peer { config.host = peer.host; config.port = peer.port }
+        let other = try FTPClient.openSession(config, timeouts: timeouts)
+        other.host = host
         other.resolver = resolver
-        other.trace = trace
-        if let peer {
-            // Same address as before: no second name lookup.
-            try other.connect(host: peer.host, port: peer.port)
-            other.host = host
-        } else {
-            try other.connect(host: host, port: port)
-        }
-        if let credentials { try other.login(user: credentials.user, password: credentials.password) }
         return other
     }
 
@@ -278,7 +412,7 @@ public final class FTPClient {
     /// Sends one command and returns the server's final reply whatever its
     /// code (preliminary 1xx replies are returned too: transfers need them).
     @discardableResult
-    public func command(_ line: String, traceAs: String? = nil) throws -> FTPReply {
+    public func command(_ line: String, traceAs: String? = nil, timeout: Double? = nil) throws -> FTPReply {
         try checkSafeForControl(line, what: "command")
         guard let control else { throw RescueError(label, line.split(separator: " ").first.map(String.init) ?? line, "not connected") }
         trace?("> " + (traceAs ?? line))
@@ -290,7 +424,7 @@ public final class FTPClient {
             disconnect()
             throw error
         }
-        return try readReply(for: verb)
+        return try readReply(for: verb, timeout: timeout)
     }
 
     /// Sends a command that must succeed (2xx).
@@ -316,7 +450,7 @@ public final class FTPClient {
                 }
             } catch let error as FTPReplyError {
                 disconnect()
-                throw RescueError(label, what, error.description)
+                throw RescueError(label, what, error.description).with(kind: .connection)
             }
             let n: Int
             do {
@@ -330,7 +464,7 @@ public final class FTPClient {
             }
             if n == 0 {
                 disconnect()
-                throw RescueError(label, what, "the server closed the control connection")
+                throw RescueError(label, what, "the server closed the control connection").with(kind: .connection)
             }
             chunk.withUnsafeBytes { parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
@@ -344,9 +478,27 @@ public final class FTPClient {
 
     var controlDescriptor: Int32? { control?.fd }
 
+    /// An error of this session restated for `path`: the object becomes
+    /// `ftp://host:port/path`; errors of a data connection (whose sockets
+    /// are labelled "host:port data connection") say so in the operation.
+    public func relabel(_ error: RescueError, path: String) -> RescueError {
+        var error = error
+        if error.object == label {
+            error.object = "ftp://\(label)/\(path)"
+        } else if error.object == label + " data connection" {
+            error.operation = "data connection: " + error.operation
+            error.object = "ftp://\(label)/\(path)"
+        }
+        return error
+    }
+
+    /// The error for a refusing reply: its code, its whole text, and a
+    /// hint where the code has a usual cause.
     func failure(_ what: String, _ reply: FTPReply) -> RescueError {
-        var error = RescueError(label, what, "server replied \(reply)")
-        error.errno = nil
+        var error = RescueError(label, what, "server replied \(reply.fullText)")
+        // 421 (closing) and 426 (transfer aborted) mean the connection is gone.
+        error.kind = reply.code == 421 || reply.code == 426 ? .connection : .serverRefused
+        error.replyCode = reply.code
         return error
     }
 

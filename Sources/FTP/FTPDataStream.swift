@@ -55,7 +55,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
             if n >= 0 { done += n; bytesTransferred += UInt64(n); continue }
             let err = lastErrno()
             if err == EINTR { continue }
-            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(socket.label, "send", errno: err) }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(socket.label, "send", errno: err).with(kind: .connection) }
             switch try socket.wait(events: Int16(POLLOUT), timeout: client.timeouts.stall, other: watch) {
             case .ready: continue
             case .otherReady: return false
@@ -93,9 +93,9 @@ public final class FTPDataStream: ByteSink, ByteSource {
                 }
             }
             if err == EINVAL || err == ENOSYS {
-                throw RescueError(socket.label, "sendfile", errno: err)
+                throw RescueError(socket.label, "sendfile", errno: err).with(kind: .zeroCopyUnsupported)
             }
-            throw explain(RescueError(socket.label, "send", errno: err))
+            throw explain(RescueError(socket.label, "send", errno: err).with(kind: .connection))
         }
         return sent
     }
@@ -122,7 +122,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
             }
         }
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()) }
+        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()).with(kind: .zeroCopyUnsupported) }
         defer { _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1]) }
         _ = rb_set_pipe_size(fds[1], Int32(chunk))
         while true {
@@ -131,8 +131,8 @@ public final class FTPDataStream: ByteSink, ByteSource {
             if n < 0 {
                 let err = lastErrno()
                 if err == EINTR { continue }
-                if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
-                throw RescueError("input", "read at offset \(sent)", errno: err)
+                if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err).with(kind: .zeroCopyUnsupported) }
+                throw RescueError("input", "read at offset \(sent)", errno: err).with(kind: .source)
             }
             var inPipe = n
             while inPipe > 0 {
@@ -158,8 +158,8 @@ public final class FTPDataStream: ByteSink, ByteSource {
             case .timedOut: throw stallError()
             }
         }
-        if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
-        throw explain(RescueError(socket.label, "send", errno: err))
+        if sent == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err).with(kind: .zeroCopyUnsupported) }
+        throw explain(RescueError(socket.label, "send", errno: err).with(kind: .connection))
     }
 
     /// Receives until `buffer` is full or the server closes the data
@@ -175,7 +175,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
                 let err = lastErrno()
                 if err == EINTR { continue }
                 if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
-                throw RescueError(socket.label, "receive", errno: err)
+                throw RescueError(socket.label, "receive", errno: err).with(kind: .connection)
             }
             filled += n
             bytesTransferred += UInt64(n)
@@ -195,10 +195,10 @@ public final class FTPDataStream: ByteSink, ByteSource {
         let chunk = 1 << 20
         var received: UInt64 = 0
         func fail(_ err: Int32, reading: Bool) throws -> Never {
-            if received == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err) }
+            if received == 0 && (err == EINVAL || err == ENOSYS) { throw RescueError(socket.label, "splice", errno: err).with(kind: .zeroCopyUnsupported) }
             if reading {
                 if err == EAGAIN || err == EWOULDBLOCK { throw stallError() }
-                throw RescueError(socket.label, "receive", errno: err)
+                throw RescueError(socket.label, "receive", errno: err).with(kind: .connection)
             }
             throw RescueError(output, "write", errno: err)
         }
@@ -214,7 +214,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
             }
         }
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()) }
+        guard pipe(&fds) == 0 else { throw RescueError(socket.label, "splice", errno: lastErrno()).with(kind: .zeroCopyUnsupported) }
         defer { _ = Glibc.close(fds[0]); _ = Glibc.close(fds[1]) }
         _ = rb_set_pipe_size(fds[1], Int32(chunk))
         while true {
@@ -268,20 +268,20 @@ public final class FTPDataStream: ByteSink, ByteSource {
         return reply
     }
 
-    /// Ends the transfer early: closes the data connection and reads the
-    /// server's answer (426/451) briefly so the control connection stays
-    /// usable. Errors are ignored.
+    /// Ends the transfer early: closes the data connection, sends ABOR and
+    /// reads whatever the transfer and the ABOR were answered with, up to
+    /// the reply to a NOOP, so the control connection is in step again (or
+    /// dropped when the server does not answer). Errors are ignored.
     public func abort() {
         guard !done else { return }
         done = true
         socket.close()
-        if client.isConnected {
-            _ = try? client.readReply(for: command, timeout: min(client.timeouts.reply, 5))
-        }
+        client.abortTransfer()
     }
 
     private func stallError() -> RescueError {
         RescueError(client.label, command, "no progress for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+            .with(kind: .connection)
     }
 
     /// A reply arrived on the control connection mid-transfer: an error
@@ -293,7 +293,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
         done = true
         socket.close()
         if reply.isSuccess {
-            throw RescueError(client.label, command, "the server ended the transfer early: \(reply)")
+            throw RescueError(client.label, command, "the server ended the transfer early: \(reply)").with(kind: .connection)
         }
         throw client.failure(command, reply)
     }
@@ -305,7 +305,9 @@ public final class FTPDataStream: ByteSink, ByteSource {
         done = true
         socket.close()
         if let reply = try? client.readReply(for: command, timeout: min(client.timeouts.reply, 5)), !reply.isSuccess {
-            return RescueError(client.label, command, "server replied \(reply) (data connection: \(error.reason))")
+            var refused = client.failure(command, reply)
+            refused.reason += " (data connection: \(error.reason))"
+            return refused
         }
         return error
     }

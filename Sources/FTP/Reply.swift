@@ -23,6 +23,12 @@ public struct FTPReply: Equatable, CustomStringConvertible {
     /// and usually the reason; control characters replaced.
     public var description: String { sanitizeForDisplay(String((lines.last ?? String(code)).prefix(300))) }
 
+    /// Every line of the reply, joined with " / " (a multi-line 451 from
+    /// pure-ftpd says why only on its first lines); control characters replaced.
+    public var fullText: String {
+        sanitizeForDisplay(String(lines.joined(separator: " / ").prefix(1000)))
+    }
+
     /// The text after the code on the last line ("Transfer complete.").
     public var text: String {
         let utf8 = Array((lines.last ?? "").utf8)
@@ -238,4 +244,57 @@ private func sixNumbers(_ bytes: [UInt8], from start: Int) -> [UInt8]? {
     }
     if i < bytes.count, isDigit(bytes[i]) { return nil }
     return numbers
+}
+
+/// A SIZE reply (RFC 3659 section 4), read in one place.
+public enum SizeReply: Equatable {
+    case bytes(UInt64)
+    /// 550: no such file (or, on some servers, SIZE denied).
+    case absent
+    /// 500/502/504: the server does not implement SIZE.
+    case unsupported
+    /// 213 with something that is not a size (`213 -5`, 20 digits).
+    case nonsense
+    /// Any other code: a real error (421, 530, ...).
+    case failed
+}
+
+public func parseSizeReply(_ reply: FTPReply) -> SizeReply {
+    switch reply.code {
+    case 213:
+        let text = reply.text.split(separator: " ").first.map(String.init) ?? ""
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let value = UInt64(text) else {
+            return .nonsense
+        }
+        return .bytes(value)
+    case 550: return .absent
+    case 500, 501, 502, 504: return .unsupported
+    default: return .failed
+    }
+}
+
+/// The `size=` fact of an MLST reply (RFC 3659 section 7): the line that
+/// starts with a space inside the 250 reply, `size=123;type=file; name`.
+public func parseMLSTSize(_ reply: FTPReply) -> UInt64? {
+    for line in reply.lines where line.hasPrefix(" ") {
+        let facts = line.dropFirst().split(separator: " ", maxSplits: 1).first ?? ""
+        for fact in facts.split(separator: ";") {
+            let pair = fact.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].lowercased() == "size", pair[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+                return UInt64(pair[1])
+            }
+        }
+    }
+    return nil
+}
+
+/// The size column of a Unix `ls -l` style LIST line
+/// (`-rw-r--r--   1 user group   1048576 Nov 30 12:00 name`), the format
+/// vsftpd, proftpd and pure-ftpd all use. Only regular files count.
+public func parseListSize(_ line: String) -> UInt64? {
+    let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+    guard fields.count >= 9, fields[0].first == "-" else { return nil }
+    let size = fields[4]
+    guard size.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+    return UInt64(size)
 }

@@ -43,7 +43,7 @@ public struct NameResolver {
                 }
                 if !found.isEmpty { return found }
                 throw RescueError(host, "resolve", "no such host (not in \(hostsFile); DNS \(server.host) has no address)")
-            } catch let error as RescueError where error.object == "dns" {
+            } catch let error as RescueError where error.kind == .connection {  // this server failed: try the next
                 lastProblem = error.reason
             }
         }
@@ -81,7 +81,7 @@ public struct NameResolver {
     }
 
     /// One UDP query; nil when the server says the name has no such record
-    /// type, the addresses otherwise. Throws RescueError("dns", ...) when the
+    /// type, the addresses otherwise. Throws RescueError("dns", ...) of kind .connection when the
     /// server does not answer usefully.
     func query(_ name: String, type: UInt16, server: FTPAddress) throws -> [[UInt8]]? {
         var idBytes: UInt16 = 0
@@ -96,11 +96,11 @@ public struct NameResolver {
         let socket = Socket(fd: fd, label: "DNS \(server.host)")
         // A connected UDP socket only accepts answers from that server.
         guard server.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
-            throw RescueError("dns", "connect to \(server)", systemReason(lastErrno()))
+            throw RescueError("dns", "connect to \(server)", systemReason(lastErrno())).with(kind: .connection)
         }
         for _ in 0..<2 {
             guard packet.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == packet.count else {
-                throw RescueError("dns", "send to \(server.host)", systemReason(lastErrno()))
+                throw RescueError("dns", "send to \(server.host)", systemReason(lastErrno())).with(kind: .connection)
             }
             let deadline = monotonicSeconds() + timeout / 2
             while monotonicSeconds() < deadline {
@@ -110,17 +110,17 @@ public struct NameResolver {
                 if n < 0 {
                     let err = lastErrno()
                     if err == EAGAIN || err == EINTR { continue }
-                    throw RescueError("dns", "receive from \(server.host)", systemReason(err))
+                    throw RescueError("dns", "receive from \(server.host)", systemReason(err)).with(kind: .connection)
                 }
                 switch DNSMessage.parseAnswer(Array(buffer[0..<n]), id: id, type: type) {
                 case .addresses(let list): return list
                 case .noSuchName, .noData: return nil
-                case .serverFailure(let code): throw RescueError("dns", "query", "server \(server.host) answered with error \(code)")
+                case .serverFailure(let code): throw RescueError("dns", "query", "server \(server.host) answered with error \(code)").with(kind: .connection)
                 case .ignore: continue
                 }
             }
         }
-        throw RescueError("dns", "query", "\(server.host) did not answer within \(formatSeconds(timeout))")
+        throw RescueError("dns", "query", "\(server.host) did not answer within \(formatSeconds(timeout))").with(kind: .connection)
     }
 }
 

@@ -29,25 +29,30 @@ public final class SafeDownload: ByteSource {
     /// Bytes received in this session.
     public var bytesReceived: UInt64 { stream?.bytesTransferred ?? received }
 
-    /// Asks SIZE (a missing file fails here with the server's reply), then
-    /// REST `offset` and RETR.
+    /// Learns the size (SIZE, else MLST, else LIST; a server that tells
+    /// none is downloaded unchecked, and the caller relies on the data's
+    /// own checks), then REST `offset` and RETR (a missing file fails there,
+    /// with the server's reply).
     public func start(at offset: UInt64 = 0) throws {
         try checkSafeForControl(remotePath, what: "remote path")
-        try client.setBinary()
-        let reply = try client.command("SIZE \(remotePath)")
-        if reply.code == 213, let value = UInt64(reply.text.split(separator: " ").first ?? "") {
-            expectedSize = value
-        } else if reply.code == 550 {
-            throw RescueError(displayName, "SIZE", "server replied \(reply)")
-        } else {
-            printVerbose("SIZE \(remotePath): \(reply); the download's length cannot be checked")
+        if expectedSize == nil {
+            switch try client.remoteSize(remotePath) {
+            case .bytes(let n): expectedSize = n
+            case .absent: printVerbose("\(remotePath): the server says no such file; trying RETR anyway")
+            case .unknown(let why): printVerbose("\(remotePath): \(why); the download's length cannot be checked")
+            }
         }
         if let expectedSize, offset > expectedSize {
             throw RescueError(displayName, "resume", "the local partial file has \(offset) bytes, more than the \(expectedSize) on the server")
         }
         startOffset = offset
+        received = 0
         stream = try client.openRetrieve(remotePath, restAt: offset > 0 ? offset : nil)
     }
+
+    /// The size to expect, when the caller already knows it (a resumed
+    /// download in a new session).
+    public func expect(size: UInt64?) { expectedSize = size }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let stream else { return 0 }
@@ -71,10 +76,23 @@ public final class SafeDownload: ByteSource {
         self.stream = nil
         try stream.finish()
         let total = startOffset + received
-        if let expectedSize, total != expectedSize {
+        if let expectedSize, total < expectedSize {
             throw RescueError(displayName, "RETR", "short transfer: \(total) of \(expectedSize) bytes (the server said 226)")
+                .with(kind: .connection)
+        }
+        if let expectedSize, total > expectedSize {
+            throw RescueError(displayName, "RETR", "received \(total) bytes, more than the \(expectedSize) the server announced")
         }
         return total
+    }
+
+    /// Ends the transfer early (ABOR), without a verdict.
+    public func abandon() {
+        if let stream {
+            received = stream.bytesTransferred
+            stream.abort()
+            self.stream = nil
+        }
     }
 
     /// Ends a failed download and returns the error to report, with the
@@ -87,10 +105,7 @@ public final class SafeDownload: ByteSource {
             self.stream = nil
         }
         if base.exitCode == ExitCode.usage { return base }
-        if base.object.hasPrefix(client.label) {
-            if base.object != client.label { base.operation = "data connection: " + base.operation }
-            base.object = displayName
-        }
+        base = client.relabel(base, path: remotePath)
         let total = startOffset + received
         base.reason += " (\(total) bytes received" + (expectedSize.map { " of \($0)" } ?? "") + ")"
         return base

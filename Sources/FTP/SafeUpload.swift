@@ -9,36 +9,59 @@ public struct SafeUploadOptions {
     public var inPlace = false
     /// Leave a partial remote file behind on failure (default: delete it).
     public var keepPartial = false
-    /// Continue an earlier upload (see `SafeUpload.resumeOffset`); a
-    /// failed resumed upload keeps its partial file for the next attempt.
+    /// Continue an earlier upload (see `SafeUpload.resumeOffset`).
     public var resume = false
     /// Create missing remote directories first.
     public var mkdirs = false
+    /// Refuse to replace an existing REMOTE.
+    public var noClobber = false
     public var tempSuffix = ".part"
+    /// Register the Cleanup action that deletes the partial file on a
+    /// signal. A job that reconnects registers one of its own instead.
+    public var cleanupOnSignal = true
 
     public init() {}
 }
 
-/// An upload that either lands complete under its final name or fails
-/// loudly and leaves nothing behind:
+/// How the server confirmed what landed.
+public enum UploadVerification: Equatable {
+    /// The server's size (SIZE, MLST or LIST) equals the bytes sent.
+    case confirmed
+    /// The server would not tell its size: nothing could be compared.
+    case unverifiable(String)
+}
+
+/// What a committed upload did.
+public struct UploadOutcome: Equatable {
+    /// Bytes the remote file holds (start offset + bytes sent).
+    public var size: UInt64
+    public var verification: UploadVerification
+    /// An existing REMOTE that the rename replaced: its size, when known.
+    public var replaced: RemoteSize?
+}
+
+/// The one upload of rescuebox: it either lands complete under its final
+/// name or fails loudly, and it never deletes what it did not write.
 ///
-/// 1. (`mkdirs`) create the missing directories;
+/// 1. (`mkdirs`) create the missing directories; (`noClobber`) refuse when
+///    REMOTE exists;
 /// 2. STOR to `REMOTE.part` (or REST+STOR / APPE there when resuming);
-/// 3. after the server's 226, ask SIZE and compare with the bytes sent;
-/// 4. only then RNFR/RNTO to REMOTE.
+/// 3. after the server's 226, compare the server's size with the bytes
+///    sent (SIZE, else MLST, else LIST; a server that tells none of them is
+///    reported as unverifiable, not as failed);
+/// 4. only then RNFR/RNTO to REMOTE, saying when that replaced a file.
 ///
-/// On any failure — a 4xx/5xx reply, a dropped or stalled data
-/// connection, a SIZE mismatch, a failed source — `fail(_:)` asks the
-/// server how many bytes it holds, deletes the partial file (unless
-/// `keepPartial` or `resume`) and returns an error saying all of that. On
-/// SIGINT/SIGTERM/SIGHUP a Cleanup action deletes it from a second session
-/// (best effort).
+/// Only bytes this run stored are ever deleted: the temp file counts as
+/// ours once the server accepted a STOR/APPE to it (a 1xx reply) in this
+/// run (`storedByThisRun`; a job that reconnects passes it on as
+/// `storedEarlier`). A refused STOR, a refused passive mode or a login
+/// failure leaves whatever was on the server untouched.
 ///
 ///     let up = SafeUpload(client: ftp, remotePath: "img/sda.lzo", options: opts)
 ///     do {
 ///         try up.start(at: try up.resumeOffset(sourceSize: size))
-///         try up.write(chunk) ...          // or up.sendFile(descriptor:)
-///         try up.commit()
+///         try up.write(chunk) ...          // or up.sendFile / up.splice
+///         let outcome = try up.commit()
 ///     } catch { throw up.fail(error) }
 public final class SafeUpload: ByteSink {
     public let client: FTPClient
@@ -46,29 +69,38 @@ public final class SafeUpload: ByteSink {
     public let options: SafeUploadOptions
     /// Where the bytes go until the rename: REMOTE.part, or REMOTE in place.
     public let tempPath: String
-    /// Bytes already on the server before this session (resume).
+    /// Bytes on the server before this session's first byte (resume).
     public private(set) var startOffset: UInt64 = 0
-    /// Bytes sent in this session.
-    public var bytesSent: UInt64 { stream?.bytesTransferred ?? finishedBytes }
-    /// What the server confirmed after the 226 (SIZE), once known.
-    public private(set) var confirmedSize: UInt64?
+    /// True once the server accepted a STOR/APPE to `tempPath` in this run.
+    public private(set) var storedByThisRun: Bool
 
     private var stream: FTPDataStream?
+    /// Bytes sent by the transfers of this session that have ended.
     private var finishedBytes: UInt64 = 0
     private var cleanupToken: Int?
     private var failed: RescueError?
     private var committed = false
-    private var started = false
+    /// `start` was called (a transfer was attempted in this session).
+    public private(set) var started = false
+    /// A transfer ended cleanly on purpose (`pause`); the next write reopens it.
+    public private(set) var isPaused = false
 
-    public init(client: FTPClient, remotePath: String, options: SafeUploadOptions = SafeUploadOptions()) {
+    public init(client: FTPClient, remotePath: String, options: SafeUploadOptions = SafeUploadOptions(),
+                storedEarlier: Bool = false) {
         self.client = client
         self.remotePath = remotePath
         self.options = options
+        self.storedByThisRun = storedEarlier
         tempPath = options.inPlace ? remotePath : remotePath + options.tempSuffix
     }
 
     /// `ftp://host:port/path` for messages.
     public var displayName: String { "ftp://\(client.label)/\(remotePath)" }
+
+    /// Bytes sent in this session.
+    public var bytesSent: UInt64 { finishedBytes + (stream?.bytesTransferred ?? 0) }
+    /// The offset on the server of the next byte written.
+    public var position: UInt64 { startOffset + bytesSent }
 
     /// Checks every name for CR/LF/NUL; call before connecting.
     public static func validate(remotePath: String, options: SafeUploadOptions = SafeUploadOptions()) throws {
@@ -79,48 +111,59 @@ public final class SafeUpload: ByteSink {
         try checkSafeForControl(remotePath + options.tempSuffix, what: "remote path")
     }
 
-    /// With `resume`: how many bytes of an earlier attempt the server holds
-    /// at the temp path (SIZE), 0 when none. Fails when the server holds
-    /// more than the source has (`sourceSize`), which means another file.
-    public func resumeOffset(sourceSize: UInt64?) throws -> UInt64 {
-        guard options.resume else { return 0 }
+    /// What the server holds at the temp path.
+    public func serverHolds() throws -> RemoteSize {
         try prepareDirectories()
-        guard let existing = try client.size(tempPath) else { return 0 }
-        if let sourceSize, existing > sourceSize {
-            throw RescueError(displayName, "resume", "the server already has \(existing) bytes at \(tempPath), more than the \(sourceSize) bytes to send")
-        }
-        return existing
+        return try client.remoteSize(tempPath)
     }
 
-    /// Opens the data connection at `offset` (REST+STOR, or APPE when the
-    /// server refuses REST) and arms the Cleanup action.
+    /// With `resume`: how many bytes of an earlier attempt the server holds
+    /// at the temp path, 0 when none. Fails when the server holds more than
+    /// the source has (`sourceSize`), which means another file, or will not
+    /// tell its size.
+    public func resumeOffset(sourceSize: UInt64?) throws -> UInt64 {
+        guard options.resume else { return 0 }
+        switch try serverHolds() {
+        case .absent: return 0
+        case .unknown(let why):
+            throw RescueError(displayName, "resume", "cannot learn how much of \(tempPath) the server holds: \(why)")
+        case .bytes(let existing):
+            if let sourceSize, existing > sourceSize {
+                throw RescueError(displayName, "resume", "the server already has \(existing) bytes at \(tempPath), more than the \(sourceSize) bytes to send")
+            }
+            return existing
+        }
+    }
+
+    /// Opens the data connection at `offset` (REST+STOR, or APPE where the
+    /// server refuses a restarted STOR) and arms the Cleanup action.
     public func start(at offset: UInt64 = 0) throws {
         precondition(!started, "SafeUpload.start called twice")
         started = true
         try SafeUpload.validate(remotePath: remotePath, options: options)
-        if !options.resume { try prepareDirectories() }
+        try prepareDirectories()
+        if options.noClobber { try refuseExisting() }
         startOffset = offset
-        if !(options.keepPartial || options.resume) {
+        try open(at: offset)
+        if options.cleanupOnSignal && !options.keepPartial && cleanupToken == nil {
             let client = self.client, path = tempPath
-            cleanupToken = Cleanup.register {
+            cleanupToken = Cleanup.registerReporting({ () -> String? in
                 // Another session: this one may be mid-command on another thread.
                 let short = FTPTimeouts(connect: 5, reply: 5, stall: 5)
-                if let other = try? client.openAnotherSession(timeouts: short) {
-                    if (try? other.delete(path)) != nil { printError("removed the partial upload \(path)") }
-                    other.disconnect()
+                guard let other = try? client.openAnotherSession(timeouts: short) else {
+                    return "could not reach the server to remove the partial upload \(path)"
                 }
-            }
+                defer { other.disconnect() }
+                return (try? other.delete(path)) != nil ? "removed the partial upload \(path)"
+                    : "could not remove the partial upload \(path)"
+            })
         }
-        if offset > 0 {
-            do {
-                stream = try client.openStore(tempPath, restAt: offset, append: false)
-            } catch let error as RescueError where error.operation.hasPrefix("REST") && client.isConnected {
-                printVerbose("REST refused (\(error.reason)); appending with APPE")
-                stream = try client.openStore(tempPath, restAt: nil, append: true)
-            }
-        } else {
-            stream = try client.openStore(tempPath, restAt: nil, append: false)
-        }
+    }
+
+    private func open(at offset: UInt64) throws {
+        stream = try client.openStore(tempPath, resumeAt: offset)
+        storedByThisRun = true
+        isPaused = false
     }
 
     private var preparedDirectories = false
@@ -132,116 +175,143 @@ public final class SafeUpload: ByteSink {
         }
     }
 
+    private func refuseExisting() throws {
+        switch try client.remoteSize(remotePath) {
+        case .absent: return
+        case .bytes(let n):
+            throw RescueError(displayName, "upload", "exists (\(n) bytes); not replaced (--no-clobber)")
+        case .unknown(let why):
+            throw RescueError(displayName, "upload", "cannot tell whether it exists (\(why)); not uploaded (--no-clobber)")
+        }
+    }
+
+    private func activeStream() throws -> FTPDataStream {
+        if isPaused { try open(at: position) }
+        guard let stream else { throw RescueError(displayName, "write", "upload not started") }
+        return stream
+    }
+
     /// Sends bytes (the stall timeout applies; a server error reply ends it).
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard let stream else { throw RescueError(displayName, "write", "upload not started") }
-        try stream.write(bytes)
+        try activeStream().write(bytes)
     }
 
     /// Sends a regular file from its current offset with sendfile(2).
     @discardableResult
     public func sendFile(descriptor: Int32, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
-        guard let stream else { throw RescueError(displayName, "write", "upload not started") }
-        return try stream.sendFile(descriptor: descriptor, progress: progress)
+        try activeStream().sendFile(descriptor: descriptor, progress: progress)
     }
 
     /// Sends from a pipe or a file with splice(2) (see FTPDataStream.splice).
     @discardableResult
     public func splice(from descriptor: Int32, isPipe: Bool, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
-        guard let stream else { throw RescueError(displayName, "write", "upload not started") }
-        return try stream.splice(from: descriptor, isPipe: isPipe, progress: progress)
+        try activeStream().splice(from: descriptor, isPipe: isPipe, progress: progress)
     }
 
-    /// Ends the transfer: waits for the 226, checks SIZE against the bytes
-    /// sent, renames the temp file into place. Returns the final size.
-    @discardableResult
-    public func commit() throws -> UInt64 {
-        guard let stream else { throw RescueError(displayName, "commit", "upload not started") }
-        let expected = startOffset + stream.bytesTransferred
-        finishedBytes = stream.bytesTransferred
-        try stream.finish()
+    /// Ends the current transfer cleanly (226: the server keeps every byte)
+    /// without committing; the next write continues at the same offset.
+    public func pause() throws {
+        guard let stream, !isPaused else { return }
+        finishedBytes += stream.bytesTransferred
         self.stream = nil
-        let reply = try client.command("SIZE \(tempPath)")
-        if reply.code == 213, let value = UInt64(reply.text.split(separator: " ").first ?? "") {
-            confirmedSize = value
-            guard value == expected else {
-                throw RescueError(displayName, "verify", "the server stored \(value) bytes of the \(expected) sent (SIZE after 226)")
-            }
-        } else if reply.code == 500 || reply.code == 502 || reply.code == 504 {
-            printError("warning: \(client.label) does not support SIZE (\(reply)); the upload could not be verified")
-        } else {
-            throw RescueError(displayName, "verify", "SIZE \(tempPath) after the upload: server replied \(reply)")
+        isPaused = true
+        try stream.finish()
+    }
+
+    /// Sends a NOOP (keeps a paused session alive).
+    public func keepAlive() throws {
+        try client.command("NOOP")
+    }
+
+    /// Ends the transfer: waits for the 226, compares the server's size
+    /// with the bytes sent, renames the temp file into place.
+    @discardableResult
+    public func commit() throws -> UploadOutcome {
+        guard started else { throw RescueError(displayName, "commit", "upload not started") }
+        if let stream {
+            finishedBytes += stream.bytesTransferred
+            self.stream = nil
+            try stream.finish()
         }
+        isPaused = false
+        let expected = position
+        var verification = UploadVerification.confirmed
+        switch try client.remoteSize(tempPath) {
+        case .bytes(let value):
+            guard value == expected else {
+                throw RescueError(displayName, "verify", "the server stored \(value) bytes of the \(expected) sent")
+            }
+        case .absent:
+            // A 550 to SIZE on a file just stored: SIZE is denied, not the file gone.
+            verification = .unverifiable("the server denies SIZE and MLST on \(tempPath)")
+        case .unknown(let why):
+            verification = .unverifiable(why)
+        }
+        if case .unverifiable(let why) = verification {
+            printError("warning: \(displayName): the upload could not be verified: \(why)")
+        }
+        var replaced: RemoteSize?
         if tempPath != remotePath {
+            if options.noClobber { try refuseExisting() }
+            let existing = try client.remoteSize(remotePath)
+            if existing != .absent { replaced = existing }
             try client.rename(from: tempPath, to: remotePath)
         }
         committed = true
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         cleanupToken = nil
-        return expected
+        Cleanup.markCompleted("\(displayName) is complete")
+        return UploadOutcome(size: expected, verification: verification, replaced: replaced)
     }
 
-    /// Call with whatever ended the upload: closes the data connection,
-    /// asks the server how many bytes it holds, deletes the partial file
-    /// (unless kept) and returns the error to report. Idempotent.
-    public func fail(_ error: Error) -> RescueError {
+    /// Call with whatever ended the upload: closes the data connection and,
+    /// when this run stored the temp file and it is not to be kept
+    /// (`keepPartial`, or `retrying` for a job that will resume it), deletes
+    /// it. Returns the error to report, saying all of that. Idempotent.
+    public func fail(_ error: Error, retrying: Bool = false) -> RescueError {
         if let failed { return failed }
-        var base: RescueError
-        if let e = error as? RescueError {
-            base = e
-        } else {
-            base = RescueError(displayName, "upload", "\(error)")
-        }
+        var base = (error as? RescueError) ?? RescueError(displayName, "upload", "\(error)")
+        if let cleanupToken { Cleanup.unregister(cleanupToken) }
+        cleanupToken = nil
         if base.exitCode == ExitCode.usage || !started {
-            if let cleanupToken { Cleanup.unregister(cleanupToken) }
             failed = base
             return base
         }
         if let stream {
-            finishedBytes = stream.bytesTransferred
+            finishedBytes += stream.bytesTransferred
             stream.abort()
             self.stream = nil
         }
-        if let cleanupToken { Cleanup.unregister(cleanupToken) }
-        cleanupToken = nil
-        var session: FTPClient? = client.isConnected ? client : nil
-        var ownSession = false
-        if session == nil {
-            session = try? client.openAnotherSession(timeouts: FTPTimeouts(connect: 10, reply: 10, stall: 10))
-            ownSession = session != nil
-        }
-        var notes: [String] = ["\(startOffset + finishedBytes) bytes sent"]
+        var notes: [String] = ["\(position) bytes sent"]
         if startOffset > 0 { notes[0] += " (from offset \(startOffset))" }
         if committed {
             notes.append("the upload itself completed")
-        } else if let session {
-            var held: UInt64?
-            do {
-                held = try session.size(tempPath)
-                if let held { notes.append("server confirmed \(held) bytes in \(tempPath)") }
-                else { notes.append("server holds no \(tempPath)") }
-            } catch {
-                notes.append("could not ask the server what it holds: \((error as? RescueError)?.reason ?? "\(error)")")
-            }
-            if held != nil {
-                if options.keepPartial || options.resume {
-                    notes.append("partial file kept (resume with -c)")
-                } else if (try? session.delete(tempPath)) != nil {
-                    notes.append("partial file deleted")
-                } else {
-                    notes.append("could not delete the partial file \(tempPath)")
-                }
-            }
+        } else if !storedByThisRun {
+            notes.append("nothing was stored, nothing deleted")
+        } else if retrying {
+            notes.append("\(tempPath) kept to resume")
+        } else if options.keepPartial {
+            notes.append("partial file kept (resume with -c)")
         } else {
-            notes.append("server unreachable: could not check or delete \(tempPath)")
+            notes.append(deletePartial())
         }
-        if ownSession { session?.disconnect() }
         base.reason += " (" + notes.joined(separator: "; ") + ")"
-        if base.object.hasPrefix(client.label) {
-            if base.object != client.label { base.operation = "data connection: " + base.operation }
-            base.object = displayName
-        }
+        base = client.relabel(base, path: remotePath)
         failed = base
         return base
+    }
+
+    /// Deletes the temp file this run stored, from this session or a new one.
+    private func deletePartial() -> String {
+        var session: FTPClient? = client.isConnected ? client : nil
+        var own = false
+        if session == nil {
+            session = try? client.openAnotherSession(timeouts: FTPTimeouts(connect: 10, reply: 10, stall: 10))
+            own = session != nil
+        }
+        guard let session else { return "server unreachable: could not delete \(tempPath)" }
+        defer { if own { session.quit() } }
+        if (try? session.delete(tempPath)) != nil { return "partial file deleted" }
+        return "could not delete the partial file \(tempPath)"
     }
 }

@@ -122,7 +122,7 @@ final class Socket {
     static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil,
                         limit: (receiveBuffer: Int, segmentSize: Int)? = nil) throws -> Socket {
         let fd = Glibc.socket(address.isIPv6 ? AF_INET6 : AF_INET, socketType(SOCK_STREAM), 0)
-        guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()) }
+        guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()).with(kind: .connection) }
         let socket = Socket(fd: fd, label: label)
         if let limit {
             var buffer = Int32(clamping: limit.receiveBuffer), segment = Int32(clamping: limit.segmentSize)
@@ -137,17 +137,17 @@ final class Socket {
         if rc != 0 {
             let err = lastErrno()
             guard err == EINPROGRESS || err == EINTR else {
-                throw RescueError(label, "connect to \(address)", errno: err)
+                throw RescueError(label, "connect to \(address)", errno: err).with(kind: .connection)
             }
             switch try socket.wait(events: Int16(POLLOUT), timeout: timeout) {
             case .ready: break
             case .timedOut, .otherReady:
-                throw RescueError(label, "connect to \(address)", "no answer within \(formatSeconds(timeout)) (connect timeout)")
+                throw RescueError(label, "connect to \(address)", "no answer within \(formatSeconds(timeout)) (connect timeout)").with(kind: .connection)
             }
             var soError: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
-            if soError != 0 { throw RescueError(label, "connect to \(address)", errno: soError) }
+            if soError != 0 { throw RescueError(label, "connect to \(address)", errno: soError).with(kind: .connection) }
         }
         return socket
     }
@@ -203,7 +203,7 @@ final class Socket {
             if rc < 0 {
                 let err = lastErrno()
                 if err == EINTR { continue }
-                throw RescueError(label, "poll", errno: err)
+                throw RescueError(label, "poll", errno: err).with(kind: .connection)
             }
             if rc == 0 { continue }
             if fds[0].revents != 0 { return .ready }
@@ -222,12 +222,12 @@ final class Socket {
             if n >= 0 { done += n; continue }
             let err = lastErrno()
             if err == EINTR { continue }
-            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err) }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err).with(kind: .connection) }
             switch try wait(events: Int16(POLLOUT), timeout: timeout, other: watch) {
             case .ready: continue
             case .otherReady: return false
             case .timedOut:
-                throw RescueError(label, what, "no progress for \(formatSeconds(timeout)) (stall timeout)")
+                throw RescueError(label, what, "no progress for \(formatSeconds(timeout)) (stall timeout)").with(kind: .connection)
             }
         }
         return true
@@ -241,9 +241,9 @@ final class Socket {
             if n >= 0 { return n }
             let err = lastErrno()
             if err == EINTR { continue }
-            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err) }
+            guard err == EAGAIN || err == EWOULDBLOCK else { throw RescueError(label, what, errno: err).with(kind: .connection) }
             if try wait(events: Int16(POLLIN), timeout: timeout) == .timedOut {
-                throw RescueError(label, what, timeoutReason)
+                throw RescueError(label, what, timeoutReason).with(kind: .connection)
             }
         }
     }

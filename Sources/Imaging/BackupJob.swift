@@ -4,6 +4,7 @@ import Glibc
 import FTP
 import LZOP
 import RescueCore
+import Synchronization
 
 /// Everything `rescuebox backup` was asked to do.
 public struct BackupOptions {
@@ -24,6 +25,11 @@ public struct BackupOptions {
     public var keepPartial = false
     public var progress = false
     public var toolVersion = ""
+    /// Start at this source offset; read at most `count` bytes.
+    public var skip: UInt64 = 0
+    public var count: UInt64?
+    /// Image a source that is mounted read-write anyway.
+    public var force = false
 
     public init(source: String) { self.source = source }
 }
@@ -37,6 +43,8 @@ public struct BackupResult {
     public var badBytes: UInt64
     /// SHA-256 of the compressed stream (computed only for --manifest).
     public var sha256: String?
+    /// How the FTP upload was verified and what it replaced (nil for files).
+    public var upload: UploadOutcome?
 }
 
 /// `rescuebox backup`: DiskReader -> ParallelCompressor -> FTP data
@@ -62,7 +70,9 @@ public final class BackupJob {
     public init(options: BackupOptions) { self.options = options }
 
     public func run() throws -> BackupResult {
-        let reader = try DiskReader.open(options.source, requestSize: options.requestSize, direct: options.direct)
+        try MountTable.refuseMountedReadWrite(options.source, force: options.force)
+        let reader = try DiskReader.open(options.source, skip: options.skip, count: options.count,
+                                         requestSize: options.requestSize, direct: options.direct)
         reader.noError = options.noError
         let header = LzopEncoderHeader.forInput(options: options.compression, path: reader.isStandardInput ? nil : options.source,
                                                 status: reader.status, toStdout: false)
@@ -83,6 +93,12 @@ public final class BackupJob {
         meter.finish()
         result.seconds = clock.elapsed
         result.badBytes = reader.badBytes
+        if result.inputBytes == 0 {
+            printError("warning: \(reader.name) gave no data: the image is empty")
+        }
+        if options.upload != nil {
+            try storeIndex(headerLength: UInt64(header.bytes().count))
+        }
         if options.manifest {
             var manifest = Manifest(image: imageName, source: options.source, sourceSize: reader.sourceSize,
                                     started: started, finished: Int(time(nil)), compressedSize: result.outputBytes,
@@ -107,32 +123,45 @@ public final class BackupJob {
         let upload = ResumableUpload(target: target, idleLimit: options.idleLimit)
         uploader = upload
         let headerBytes = header.bytes()
-        let cleanup = Cleanup.register { [options] in
-            // Interrupted: the partial file is useless without us (unless kept).
-            upload.abandon(keep: options.keepPartial)
-        }
-        var stopKeepAlive = false
+        let stopKeepAlive = Mutex(false)
         let keepAlive = WorkerThread {
             var tick = 0
-            while !stopKeepAlive {
+            while !stopKeepAlive.withLock({ $0 }) {
                 usleep(100_000)
                 tick += 1
-                if tick % 10 == 0 && !stopKeepAlive { upload.keepAlive() }
+                if tick % 10 == 0 && !stopKeepAlive.withLock({ $0 }) { upload.keepAlive() }
             }
         }
-        defer { stopKeepAlive = true; keepAlive.join() }
+        defer { stopKeepAlive.withLock { $0 = true }; keepAlive.join() }
 
         var attempt = 0
         var everTransferred = false
         var delay = options.retryDelay
         var inputBytes: UInt64 = 0
+        /// Where the previous session started: a reconnect must get further.
+        var previousStart: UInt64?
         while true {
             var transferring = false
             do {
                 try upload.connect()
                 // Where to start: 0 the first time; later what the server holds.
-                var offset: UInt64 = attempt == 0 ? 0 : try upload.serverSize()
-                if offset < UInt64(headerBytes.count) { offset = 0 }
+                var offset: UInt64 = 0
+                if attempt > 0 {
+                    switch try upload.serverHolds() {
+                    case .bytes(let n): offset = n
+                    case .absent: offset = 0
+                    case .unknown(let why):
+                        throw RescueError(target.displayName, "resume", "cannot learn how much of \(target.tempPath) the server holds (\(why))")
+                            .with(kind: .serverRefused)
+                    }
+                    if offset < UInt64(headerBytes.count) { offset = 0 }
+                    if let previousStart, offset <= previousStart {
+                        throw RescueError(target.displayName, "resume",
+                                          "no progress: the server still holds \(offset) bytes of \(target.tempPath) after reconnecting")
+                            .with(kind: .serverRefused)
+                    }
+                }
+                previousStart = offset
                 let (block, blockStart) = resumePoint(for: offset, headerLength: UInt64(headerBytes.count))
                 if attempt > 0 {
                     printError("resuming at byte \(offset) (block \(block), source offset \(block * UInt64(LzopFormat.blockSize)))")
@@ -158,43 +187,44 @@ public final class BackupJob {
                     inputBytes = reader.position
                     totalBlocks = UInt64(frameLengths.count)
                 }
-                let total = sink.position
-                try upload.complete(expected: total)
-                Cleanup.unregister(cleanup)
-                return BackupResult(inputBytes: inputBytes, outputBytes: total, seconds: 0, reconnects: attempt,
-                                    badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
+                let outcome = try upload.complete()
+                return BackupResult(inputBytes: inputBytes, outputBytes: outcome.size, seconds: 0, reconnects: attempt,
+                                    badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil, upload: outcome)
             } catch {
                 let rescue = error as? RescueError ?? RescueError(target.displayName, "upload", "\(error)")
-                let fromSource = rescue.object == reader.name
-                // A refusal before any data moved (login, a missing directory,
-                // no permission) or a full server disk will not change by
-                // retrying; a broken connection or a server error mid-transfer may.
-                let refused = rescue.reason.hasPrefix("server replied 5")
-                let permanent = rescue.exitCode == ExitCode.usage || rescue.operation.hasPrefix("login")
-                    || (refused && !transferring) || rescue.reason.hasPrefix("server replied 552")
-                // Retrying is for connections that worked and broke, not for
-                // a server that never answered (a typo, a firewall).
-                let resumable = reader.isSeekable && !fromSource && !permanent && everTransferred
-                    && attempt < options.retries
-                guard resumable else {
-                    meter.finish()
-                    Cleanup.unregister(cleanup)
-                    let held = upload.abandon(keep: options.keepPartial)
-                    var final = rescue
-                    if !fromSource, let held {
-                        final.reason += "; the server had \(held) bytes of \(target.tempPath)"
-                            + (options.keepPartial ? " (kept)" : " (deleted)")
-                    }
-                    if attempt > 0 && !permanent && !fromSource { final.reason += " after \(attempt) reconnects" }
+                let retry = !Cleanup.isInterrupted && reader.isSeekable && everTransferred && attempt < options.retries
+                    && BackupJob.isWorthRetrying(rescue, transferring: transferring)
+                meter.finish()
+                guard retry else {
+                    var final = upload.fail(rescue, retrying: false)
+                    if attempt > 0 && rescue.kind == .connection { final.reason += " after \(attempt) reconnects" }
                     throw final
                 }
+                let failure = upload.fail(rescue, retrying: true)
                 attempt += 1
-                meter.finish()
-                printError("\(rescue); reconnecting in \(formatFixed(delay, decimals: 0)) s (attempt \(attempt) of \(options.retries))")
-                upload.quit()
+                printError("\(failure); reconnecting in \(formatFixed(delay, decimals: 0)) s (attempt \(attempt) of \(options.retries))")
                 usleep(UInt32(delay * 1_000_000))
                 delay = min(delay * 2, 60)
             }
+        }
+    }
+
+    /// A broken connection or a transient server error mid-transfer may go
+    /// away by reconnecting. These do not: a source read error (see
+    /// --noerror), bad usage, a refused login, a full disk or quota (452,
+    /// 552), a permanent refusal before any data moved, and a resume that
+    /// made no progress.
+    static func isWorthRetrying(_ error: RescueError, transferring: Bool) -> Bool {
+        switch error.kind {
+        case .source, .interrupted: return false
+        case .connection: return true
+        case .serverRefused:
+            guard let code = error.replyCode else { return false }
+            if code == 530 || code == 452 || code == 552 { return false }
+            if code >= 500 { return transferring && code != 553 && code != 550 }
+            return transferring
+        case .general, .zeroCopyUnsupported:
+            return error.exitCode != ExitCode.usage && transferring
         }
     }
 
@@ -252,6 +282,21 @@ public final class BackupJob {
         if let cleanup { Cleanup.unregister(cleanup) }
         return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,
                             badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
+    }
+
+    /// NAME.lzo.index beside the uploaded image (for `rescuebox mount`):
+    /// every block's frame offset, from the frame lengths recorded for
+    /// resuming (complete after a resumed upload too).
+    private func storeIndex(headerLength: UInt64) throws {
+        guard let upload = uploader, let target = options.upload else { return }
+        var offsets: [UInt64] = []
+        offsets.reserveCapacity(frameLengths.count)
+        var at = headerLength
+        for length in frameLengths {
+            offsets.append(at)
+            at += UInt64(length)
+        }
+        try upload.storeSmallFile(target.remotePath + ".index", contents: LzopBlockIndex.serialize(frameOffsets: offsets))
     }
 
     private func storeManifest(_ bytes: [UInt8]) throws {

@@ -9,7 +9,12 @@ import RescueCore
 public struct RestoreOptions {
     /// A local .lzo file, or nil when `download` is set.
     public var localSource: String?
-    public var download: UploadTarget?
+    /// The server and the image's path on it, when restoring from FTP.
+    public var server: FTPServerConfig?
+    public var remotePath = ""
+    public var retries = 5
+    /// First wait before a reconnect; doubles each time, at most 60 s.
+    public var retryDelay = 2.0
     public var target: String
     public var threads = WorkerThread.onlineProcessors
     public var sparse = true
@@ -23,6 +28,7 @@ public struct RestoreResult {
     public var compressedBytes: UInt64
     public var imageBytes: UInt64
     public var seconds: Double
+    public var reconnects: Int
 }
 
 /// `rescuebox restore`: FTP download (or a local file) -> lzop decoder ->
@@ -34,63 +40,67 @@ public final class RestoreJob {
     public init(options: RestoreOptions) { self.options = options }
 
     public func run() throws -> RestoreResult {
-        let target = options.target
+        // Everything that can refuse the target is checked before any
+        // transfer starts: mounted, too small, an existing file without -f.
         try refuseUnsafeTarget()
-
-        var client: FTPClient?
-        var download: SafeDownload?
+        var remote: ResumingDownload?
         let source: ByteSource
         let sourceName: String
         var compressedSize: UInt64?
         var imageSize: UInt64?
-        if let remote = options.download {
-            let c = FTPClient(timeouts: remote.timeouts)
-            c.trace = remote.trace
-            try c.connect(host: remote.host, port: remote.port)
-            try c.login(user: remote.credentials.user, password: remote.credentials.password)
-            try c.setBinary()
-            client = c
-            imageSize = manifestSourceSize(ftp: c, path: remote.remotePath + ".json")
-            let d = SafeDownload(client: c, remotePath: remote.remotePath)
-            try d.start()
-            compressedSize = d.expectedSize
-            download = d
-            source = d
-            sourceName = remote.displayName
+        if let server = options.server {
+            let r = ResumingDownload(server: server, remotePath: options.remotePath, retries: options.retries,
+                                     retryDelay: options.retryDelay)
+            remote = r
+            imageSize = manifestSourceSize(ftp: try r.session(), path: options.remotePath + ".json")
+            source = r
+            sourceName = r.displayName
         } else {
             let path = options.localSource ?? "-"
-            let file = path == "-" ? OpenFile.standardInput : try OpenFile.open(path)
             if path == "-" && isTerminal(0) { throw RescueError.usage("no input: name a .lzo file or ftp:// URL") }
+            let file = path == "-" ? OpenFile.standardInput : try OpenFile.open(path)
             compressedSize = try file.size()
             imageSize = (try? readSmallFile(path + ".json")).flatMap(Manifest.sourceSize(inJSON:))
             source = file
             sourceName = path == "-" ? "stdin" : path
         }
-        defer { client?.quit() }
-
         if let imageSize { try refuseTooSmall(imageSize: imageSize) }
-
-        let writer = try ImageWriter.open(target, sparse: options.sparse, force: true)
-        let meter = ProgressMeter(label: "restore", total: compressedSize, forced: options.progress)
-        let clock = Stopwatch()
-        let decoder = LzopDecoder(threads: options.threads)
+        let writer: ImageWriter
         do {
-            let stats = try decoder.decode(from: source, to: writer) { bytesIn, _ in
-                meter.update(processed: bytesIn, written: writer.position)
+            writer = try ImageWriter.open(options.target, sparse: options.sparse, force: options.force)
+        } catch {
+            remote?.close()
+            throw error
+        }
+
+        let clock = Stopwatch()
+        var meter: ProgressMeter?
+        do {
+            if let remote {
+                try remote.start()
+                compressedSize = remote.expectedSize
             }
-            if let download { try download.finish() }
+            let m = ProgressMeter(label: "restore", total: compressedSize, forced: options.progress)
+            m.expanding = true
+            meter = m
+            let decoder = LzopDecoder(threads: options.threads)
+            let stats = try decoder.decode(from: source, to: writer) { bytesIn, _ in
+                m.update(processed: bytesIn, written: writer.position)
+            }
             try writer.finish()
-            meter.finish()
-            return RestoreResult(compressedBytes: stats.bytesIn, imageBytes: stats.bytesOut, seconds: clock.elapsed)
+            m.finish()
+            remote?.close()
+            return RestoreResult(compressedBytes: stats.bytesIn, imageBytes: stats.bytesOut, seconds: clock.elapsed,
+                                 reconnects: remote?.reconnects ?? 0)
         } catch let error as LzopFormatError {
-            meter.finish()
+            meter?.finish()
             writer.abandon()
-            if let download { _ = download.fail(error) }
+            remote?.close()
             throw error.rescueError(object: sourceName)
         } catch {
-            meter.finish()
+            meter?.finish()
             writer.abandon()
-            if let download { throw download.fail(error) }
+            remote?.close()
             throw error
         }
     }
@@ -120,7 +130,7 @@ public final class RestoreJob {
     }
 
     private func manifestSourceSize(ftp client: FTPClient, path: String) -> UInt64? {
-        guard let size = try? client.size(path), size < 65536,
+        guard let size = (try? client.remoteSize(path))?.value, size < 65536,
               let stream = try? client.openRetrieve(path) else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(size))
         let n = (try? bytes.withUnsafeMutableBytes { try stream.read(into: $0) }) ?? 0

@@ -4,38 +4,30 @@ import Glibc
 import FTP
 import RescueCore
 
-/// Where and how `backup` uploads: the server, the login, the remote name.
+/// Where and how `backup` uploads: the server and login, the remote name,
+/// the upload options (mkdirs, in place, no-clobber, keep partial).
 public struct UploadTarget {
-    public var host: String
-    public var port: UInt16
-    public var credentials: FTPCredentials
+    public var server: FTPServerConfig
     public var remotePath: String
-    public var timeouts: FTPTimeouts
-    public var mkdirs: Bool
-    public var inPlace: Bool
-    /// With -v: the protocol trace (passwords shown as ****).
-    public var trace: ((String) -> Void)?
+    public var options: SafeUploadOptions
 
-    public init(host: String, port: UInt16, credentials: FTPCredentials, remotePath: String,
-                timeouts: FTPTimeouts, mkdirs: Bool, inPlace: Bool) {
-        self.host = host
-        self.port = port
-        self.credentials = credentials
+    public init(server: FTPServerConfig, remotePath: String, options: SafeUploadOptions = SafeUploadOptions()) {
+        self.server = server
         self.remotePath = remotePath
-        self.timeouts = timeouts
-        self.mkdirs = mkdirs
-        self.inPlace = inPlace
+        self.options = options
+        // The job registers its own signal cleanup, across reconnects.
+        self.options.cleanupOnSignal = false
     }
 
-    public var tempPath: String { inPlace ? remotePath : remotePath + ".part" }
-    public var label: String { FTPClient.label(host: host, port: port) }
-    public var displayName: String { "ftp://\(label)/\(remotePath)" }
+    public var tempPath: String { options.inPlace ? remotePath : remotePath + options.tempSuffix }
+    public var label: String { server.label }
+    public var displayName: String { server.displayName(remotePath) }
 }
 
-/// The FTP side of `backup`: an upload to REMOTE.part that can be resumed
-/// in a new session (REST+STOR, or APPE where REST is refused) from the
-/// byte the server confirms, paused while the source stalls, verified with
-/// SIZE and renamed into place at the end.
+/// The FTP side of `backup`: a retry and pause policy around the one
+/// `SafeUpload`. Each session gets a new SafeUpload that continues the
+/// temp file at the offset the server confirms (REST+STOR, or APPE), and
+/// knows whether this run stored it, so only bytes of this run are deleted.
 ///
 /// Pausing: vsftpd drops a data connection that carries nothing for 300 s
 /// (data_connection_timeout). When no byte was written for `idleLimit`
@@ -44,74 +36,74 @@ public struct UploadTarget {
 /// 30 s, and the next write reopens the transfer at the same offset.
 final class ResumableUpload: ByteSink {
     let target: UploadTarget
-    /// Stream offset of the next byte to send (= bytes the server will hold).
-    private(set) var position: UInt64 = 0
     var idleLimit: Double
-    private var client: FTPClient?
-    private var stream: FTPDataStream?
     private let monitor = Monitor()
+    private var upload: SafeUpload?
+    /// The server accepted a STOR/APPE to the temp file in this run.
+    private var storedByThisRun = false
     private var lastActivity = monotonicSeconds()
-    private var paused = false
-    private var madeDirectories = false
+    private var cleanupToken: Int?
 
     init(target: UploadTarget, idleLimit: Double) {
         self.target = target
         self.idleLimit = idleLimit
     }
 
+    /// The position on the server of the next byte written.
+    var position: UInt64 { monitor.locked { upload?.position ?? 0 } }
+
     /// A fresh, logged-in session (the old one, if any, is dropped).
     func connect() throws {
-        monitor.locked { client?.disconnect(); client = nil; stream = nil; paused = false }
-        let c = FTPClient(timeouts: target.timeouts)
-        c.trace = target.trace
-        try c.connect(host: target.host, port: target.port)
-        try c.login(user: target.credentials.user, password: target.credentials.password)
-        try c.setBinary()
-        if target.mkdirs && !madeDirectories, let slash = target.remotePath.lastIndex(of: "/"),
-           slash != target.remotePath.startIndex {
-            try c.mkdirs(String(target.remotePath[..<slash]))
-            madeDirectories = true
+        let old = monitor.locked { () -> SafeUpload? in defer { upload = nil }; return upload }
+        old?.client.disconnect()
+        let client = try FTPClient.openSession(target.server)
+        monitor.locked {
+            upload = SafeUpload(client: client, remotePath: target.remotePath, options: target.options,
+                                storedEarlier: storedByThisRun)
         }
-        monitor.locked { client = c }
     }
 
-    /// Bytes the server holds at the temp name (0 when there is none).
-    func serverSize() throws -> UInt64 {
-        guard let client else { throw RescueError(target.label, "SIZE", "not connected") }
-        return try client.size(target.tempPath) ?? 0
+    /// What the server holds at the temp name.
+    func serverHolds() throws -> RemoteSize {
+        guard let upload = monitor.locked({ upload }) else { throw RescueError(target.label, "SIZE", "not connected") }
+        return try upload.serverHolds()
     }
 
     /// Opens the transfer so that the next byte written lands at `offset`.
     func begin(at offset: UInt64) throws {
-        try monitor.locked { try open(at: offset) }
+        try monitor.locked {
+            guard let upload else { throw RescueError(target.label, "STOR", "not connected") }
+            defer { storedByThisRun = upload.storedByThisRun }
+            try upload.start(at: offset)
+            lastActivity = monotonicSeconds()
+        }
+        armCleanup()
     }
 
-    private func open(at offset: UInt64) throws {
-        guard let client else { throw RescueError(target.label, "STOR", "not connected") }
-        if offset == 0 {
-            stream = try client.openStore(target.tempPath)
-        } else {
-            do {
-                stream = try client.openStore(target.tempPath, restAt: offset)
-            } catch let error as RescueError where error.operation.hasPrefix("REST") && client.isConnected {
-                printVerbose("REST refused (\(error.reason)); appending with APPE")
-                stream = try client.openStore(target.tempPath, append: true)
-            }
+    /// On a signal: delete the temp file if this run stored it (unless kept).
+    private func armCleanup() {
+        guard cleanupToken == nil, !target.options.keepPartial else { return }
+        let server = target.server, path = target.tempPath
+        cleanupToken = Cleanup.registerReporting({ [weak self] () -> String? in
+            guard let self, self.monitor.locked({ self.storedByThisRun }) else { return nil }
+            return ResumableUpload.delete(path, on: server)
+        })
+    }
+
+    private static func delete(_ path: String, on server: FTPServerConfig) -> String {
+        guard let session = try? FTPClient.openSession(server, timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5)) else {
+            return "could not reach the server to remove the partial upload \(path)"
         }
-        position = offset
-        paused = false
-        lastActivity = monotonicSeconds()
+        defer { session.disconnect() }
+        return (try? session.delete(path)) != nil ? "removed the partial upload \(path)"
+            : "could not remove the partial upload \(path)"
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         try monitor.locked {
-            if paused {
-                printVerbose("source readable again: resuming the upload at byte \(position)")
-                try open(at: position)
-            }
-            guard let stream else { throw RescueError(target.displayName, "write", "upload not started") }
-            try stream.write(bytes)
-            position += UInt64(bytes.count)
+            guard let upload else { throw RescueError(target.displayName, "write", "upload not started") }
+            if upload.isPaused { printVerbose("source readable again: resuming the upload at byte \(upload.position)") }
+            try upload.write(bytes)
             lastActivity = monotonicSeconds()
         }
     }
@@ -119,96 +111,73 @@ final class ResumableUpload: ByteSink {
     /// Called about once a second by the keep-alive thread.
     func keepAlive() {
         monitor.locked {
+            guard let upload else { return }
             let idle = monotonicSeconds() - lastActivity
-            if let stream, !paused, idle >= idleLimit {
+            if !upload.isPaused, idle >= idleLimit {
                 do {
-                    try stream.finish()
-                    self.stream = nil
-                    paused = true
+                    try upload.pause()
                     lastActivity = monotonicSeconds()
-                    printError("the source gave nothing for \(Int(idle)) s; paused the upload at byte \(position) "
+                    printError("the source gave nothing for \(Int(idle)) s; paused the upload at byte \(upload.position) "
                                + "(the server keeps it; it resumes when data comes)")
                 } catch {
                     // The next write reports the broken connection and the job retries.
                 }
-            } else if paused, idle >= 30, let client {
-                _ = try? client.command("NOOP")
+            } else if upload.isPaused, idle >= 30 {
+                try? upload.keepAlive()
                 lastActivity = monotonicSeconds()
             }
         }
     }
 
-    /// Ends the transfer, checks that the server holds exactly `expected`
-    /// bytes and renames the temp file into place.
-    func complete(expected: UInt64) throws {
+    /// Ends the transfer, checks what the server holds, renames into place.
+    func complete() throws -> UploadOutcome {
         try monitor.locked {
-            guard let client else { throw RescueError(target.label, "STOR", "not connected") }
-            if let stream, !paused { try stream.finish() }
-            stream = nil
-            paused = false
-            let stored = try client.size(target.tempPath)
-            if let stored, stored != expected {
-                throw RescueError(target.displayName, "verify",
-                                  "the server stored \(stored) bytes of the \(expected) sent (SIZE after 226)")
-            }
-            if stored == nil { printError("warning: \(target.label) does not answer SIZE; the upload could not be verified") }
-            if target.tempPath != target.remotePath {
-                try client.rename(from: target.tempPath, to: target.remotePath)
-            }
+            guard let upload else { throw RescueError(target.label, "STOR", "not connected") }
+            let outcome = try upload.commit()
+            if let cleanupToken { Cleanup.unregister(cleanupToken) }
+            cleanupToken = nil
+            return outcome
         }
     }
 
-    /// Stores a small file (the manifest) with temp name, SIZE check and rename.
+    /// Stores a small file (the manifest) through the same safe upload.
     func storeSmallFile(_ path: String, contents: [UInt8]) throws {
-        guard let client else { throw RescueError(target.label, "STOR", "not connected") }
-        let temp = path + ".part"
-        let stream = try client.openStore(temp)
-        try contents.withUnsafeBytes { try stream.write($0) }
-        try stream.finish()
-        if let stored = try client.size(temp), stored != UInt64(contents.count) {
-            throw RescueError("ftp://\(target.label)/\(path)", "verify", "the server stored \(stored) of \(contents.count) bytes")
+        guard let client = monitor.locked({ upload?.client }) else { throw RescueError(target.label, "STOR", "not connected") }
+        var options = target.options
+        options.cleanupOnSignal = true
+        let small = SafeUpload(client: client, remotePath: path, options: options)
+        do {
+            try small.start()
+            try contents.withUnsafeBytes { try small.write($0) }
+            try small.commit()
+        } catch {
+            throw small.fail(error)
         }
-        try client.rename(from: temp, to: path)
     }
 
-    /// Gives up: drops the transfer; deletes the partial file (from a new
-    /// session if this one is broken) unless `keep`. Returns what the
-    /// server held, when it could be asked.
-    @discardableResult
-    func abandon(keep: Bool) -> UInt64? {
-        let old: FTPClient? = monitor.locked {
-            stream?.abort()
-            stream = nil
-            defer { client = nil }
-            return client
+    /// Ends this session after `error`: with `retrying` the temp file is
+    /// kept for the next session; otherwise it is deleted when this run
+    /// stored it (unless --keep-partial). Returns the error to report.
+    func fail(_ error: Error, retrying: Bool) -> RescueError {
+        let current = monitor.locked { upload }
+        var failure = current?.fail(error, retrying: retrying)
+            ?? ((error as? RescueError) ?? RescueError(target.displayName, "upload", "\(error)"))
+        let stored = monitor.locked { storedByThisRun }
+        if !retrying && stored && !(current?.started ?? false) && failure.exitCode != ExitCode.usage {
+            // This session never started a transfer, but an earlier one of this run stored the file.
+            failure.reason += target.options.keepPartial ? " (partial file \(target.tempPath) kept)"
+                : " (" + ResumableUpload.delete(target.tempPath, on: target.server) + ")"
         }
-        // The old session may be dead without knowing it: fall back to a new one.
-        var session = old
-        var held: UInt64? = nil
-        if let old, old.isConnected, let size = try? old.size(target.tempPath) {
-            held = size
-        } else {
-            old?.disconnect()
-            session = try? reconnectBriefly()
-            held = (try? session?.size(target.tempPath)).flatMap { $0 }
+        if !retrying {
+            if let cleanupToken { Cleanup.unregister(cleanupToken) }
+            cleanupToken = nil
+            quit()
         }
-        if !keep, let session, held != nil {
-            if (try? session.delete(target.tempPath)) != nil {
-                printError("removed the partial upload \(target.tempPath)")
-            }
-        }
-        session?.quit()
-        return held
+        return failure
     }
 
     func quit() {
-        monitor.locked { client?.quit(); client = nil }
-    }
-
-    private func reconnectBriefly() throws -> FTPClient {
-        let c = FTPClient(timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5))
-        try c.connect(host: target.host, port: target.port)
-        try c.login(user: target.credentials.user, password: target.credentials.password)
-        return c
+        let old = monitor.locked { () -> SafeUpload? in defer { upload = nil }; return upload }
+        old?.client.quit()
     }
 }

@@ -223,7 +223,8 @@ public final class ParallelCompressor {
             }
             state.finish(endIndex: index)
         } catch {
-            state.fail(error)
+            // Whatever the reader throws is the source's failure, not the sink's.
+            state.fail((error as? RescueError)?.with(kind: .source) ?? error)
         }
         work.close()
     }

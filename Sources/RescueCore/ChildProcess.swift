@@ -6,7 +6,8 @@ import Glibc
 /// every thread and ignores SIGPIPE, so the child gets an empty signal mask
 /// and the default action for those signals. `stdout` replaces its standard
 /// output; `ownProcessGroup` lets the caller stop a whole pipeline with
-/// kill(-pid). Throws RescueError(argv[0], "run", errno) when it cannot start.
+/// kill(-pid). The child's environment is ours without FTP_PASSWORD.
+/// Throws RescueError(argv[0], "run", errno) when it cannot start.
 public func spawnProcess(_ argv: [String], searchPath: Bool = false, stdout: Int32? = nil,
                          ownProcessGroup: Bool = false) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
@@ -30,9 +31,17 @@ public func spawnProcess(_ argv: [String], searchPath: Bool = false, stdout: Int
     posix_spawnattr_setflags(&attr, Int16(flags))
     let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
     defer { for p in cargs { free(p) } }
+    // Secrets stay with us: children never see FTP_PASSWORD.
+    var env: [UnsafeMutablePointer<CChar>?] = []
+    var index = 0
+    while let entry = environ[index] {
+        if strncmp(entry, "FTP_PASSWORD=", 13) != 0 { env.append(entry) }
+        index += 1
+    }
+    env.append(nil)
     var pid: pid_t = 0
-    let rc = searchPath ? posix_spawnp(&pid, argv[0], &actions, &attr, cargs, environ)
-                        : posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+    let rc = searchPath ? posix_spawnp(&pid, argv[0], &actions, &attr, cargs, env)
+                        : posix_spawn(&pid, argv[0], &actions, &attr, cargs, env)
     if rc != 0 { throw RescueError(argv[0], "run", errno: rc) }
     return pid
 }

@@ -6,18 +6,30 @@ import Glibc
 /// upload) that must run exactly once: on SIGINT/SIGTERM/SIGHUP, or when an
 /// applet fails. Signals are blocked in every thread and taken by one
 /// sigwait thread, so the actions run as ordinary code, not in a handler.
+///
+/// An interrupt is one outcome: from the moment the signal is taken, the
+/// other threads print nothing, start no retry (`isInterrupted`) and cannot
+/// exit on their own (`exitProcess` waits); the signal thread runs the
+/// actions, prints one line and exits with 128+signal.
 public enum Cleanup {
     private static let monitor = Monitor()
-    nonisolated(unsafe) private static var actions: [(id: Int, action: () -> Void)] = []
+    /// Held while the actions run, so a second caller of `runAll` waits for them.
+    private static let running = Monitor()
+    nonisolated(unsafe) private static var actions: [(id: Int, action: () -> String?)] = []
     nonisolated(unsafe) private static var nextID = 0
     nonisolated(unsafe) private static var ran = false
+    nonisolated(unsafe) private static var interruptSignal: Int32 = 0
+    nonisolated(unsafe) private static var signalThread = pthread_t()
+    nonisolated(unsafe) private static var completedWork: String?
 
     public static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     /// Registers an action; returns a token for `unregister` once the work
     /// it protects has completed normally. Actions run last-registered first.
+    /// The action returns what it did ("removed the partial upload x.part"),
+    /// which an interrupt reports on its one line, or nil.
     @discardableResult
-    public static func register(_ action: @escaping () -> Void) -> Int {
+    public static func registerReporting(_ action: @escaping () -> String?) -> Int {
         monitor.locked {
             nextID += 1
             actions.append((nextID, action))
@@ -25,19 +37,63 @@ public enum Cleanup {
         }
     }
 
+    /// An action with nothing to report.
+    @discardableResult
+    public static func register(_ action: @escaping () -> Void) -> Int {
+        registerReporting({ () -> String? in action(); return nil })
+    }
+
     public static func unregister(_ token: Int) {
         monitor.locked { actions.removeAll { $0.id == token } }
     }
 
-    /// Runs every registered action once (later calls do nothing).
-    public static func runAll() {
-        let pending: [() -> Void] = monitor.locked {
-            if ran { return [] }
-            ran = true
-            return actions.reversed().map(\.action)
-        }
-        for action in pending { action() }
+    /// Says that the job's result is complete and in place (a renamed
+    /// upload): a signal from now on is reported as arriving after it.
+    public static func markCompleted(_ what: String) {
+        monitor.locked { completedWork = what }
     }
+
+    /// The signal that interrupted the process, once one has.
+    public static var interruptedBy: Int32? {
+        let number = monitor.locked { interruptSignal }
+        return number == 0 ? nil : number
+    }
+
+    public static var isInterrupted: Bool { interruptedBy != nil }
+
+    /// True on the thread that handles the interrupt.
+    public static var isSignalThread: Bool {
+        interruptedBy != nil && pthread_equal(pthread_self(), signalThread) != 0
+    }
+
+    /// Runs every registered action once (later calls wait until the first
+    /// has finished, then do nothing); returns their reports.
+    @discardableResult
+    public static func runAll() -> [String] {
+        running.locked {
+            let pending: [() -> String?] = monitor.locked {
+                if ran { return [] }
+                ran = true
+                return actions.reversed().map(\.action)
+            }
+            return pending.compactMap { $0() }
+        }
+    }
+
+    /// Exits the process with `code`, unless an interrupt is being handled:
+    /// then this thread waits for good and the signal thread's exit wins.
+    public static func exitProcess(_ code: Int32) -> Never {
+        exitGate.close()
+        exit(code)
+    }
+
+    /// Closed once, by whoever ends the process first; never opened again.
+    private final class Gate: @unchecked Sendable {
+        private var mutex = pthread_mutex_t()
+        init() { pthread_mutex_init(&mutex, nil) }
+        func close() { pthread_mutex_lock(&mutex) }
+    }
+    private static let exitGate = Gate()
 
     /// Call once at start-up, before any other thread exists: blocks the
     /// handled signals (threads inherit the mask), ignores SIGPIPE so a
@@ -51,9 +107,18 @@ public enum Cleanup {
             var set = signalSet()
             var number: Int32 = 0
             while sigwait(&set, &number) != 0 {}
+            exitGate.close()  // nobody else exits from now on
+            let done: String? = monitor.locked {
+                signalThread = pthread_self()
+                interruptSignal = number
+                return completedWork
+            }
+            let reports = runAll()
             writeText("\n", to: 2)
-            printError("interrupted by \(signalName(number)), cleaning up")
-            runAll()
+            var line = "interrupted by \(signalName(number))"
+            if let done { line += " after the work had completed (\(done))" }
+            if !reports.isEmpty { line += "; " + reports.joined(separator: "; ") }
+            printError(line)
             _exit(ExitCode.signal(number))
         }
     }

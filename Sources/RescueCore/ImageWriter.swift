@@ -86,7 +86,8 @@ public final class ImageWriter: ZeroRunSink {
         case S_IFREG:
             guard force else { throw RescueError(target, "open", "file exists (use -f to overwrite it)") }
             let f = try OpenFile.open(target, .writeOnly, options: [.truncate])
-            return ImageWriter(file: f, path: target, kind: .regularFile, sparse: sparse, removeOnFailure: true)
+            // Not created by this run: a failure leaves it, never deletes it.
+            return ImageWriter(file: f, path: target, kind: .regularFile, sparse: sparse, removeOnFailure: false)
         case S_IFBLK:
             do {
                 let f = try OpenFile.open(target, .writeOnly, options: [.exclusiveCreate], direct: direct)

@@ -116,6 +116,18 @@ public enum MountTable {
         }
     }
 
+    /// Refuses to image `source` while it, one of its partitions or a device
+    /// stacked on it is mounted read-write (the image would be inconsistent);
+    /// with `force` it only warns. Read-only mounts are fine.
+    public static func refuseMountedReadWrite(_ source: String, force: Bool) throws {
+        guard let mount = mountsUsing(device: source).first(where: { $0.mountOptions.contains("rw") }) else { return }
+        let why = "\(mount.source) is mounted read-write on \(mount.mountPoint): the image would be inconsistent"
+        guard force else {
+            throw RescueError(source, "read", why + " (unmount it, remount it read-only, or use --force)")
+        }
+        printError("warning: \(why) (--force given)")
+    }
+
     /// Devices stacked on `name` (e.g. dm-0 on sda2), from sysfs.
     static func holders(of name: String) -> [String] {
         var result: [String] = []

@@ -14,6 +14,9 @@ public final class ProgressMeter: @unchecked Sendable {
     private var drew = false
     private var processed: UInt64 = 0
     private var written: UInt64? = nil
+    /// A decompressor's meter: the ratio is output to input (restore reads
+    /// compressed bytes and writes more), not input to output.
+    public var expanding = false
 
     /// `forced` is the applet's --progress flag. `total` enables % and ETA.
     public init(label: String, total: UInt64?, forced: Bool) {
@@ -57,7 +60,7 @@ public final class ProgressMeter: @unchecked Sendable {
         line += " \(formatRate(bytes: processed, seconds: elapsed))"
         if let written {
             line += ", out \(formatBytes(written)) \(formatRate(bytes: written, seconds: elapsed))"
-                + " (\(formatRatio(input: processed, output: written)))"
+                + " (\(expanding ? formatRatio(input: written, output: processed) : formatRatio(input: processed, output: written)))"
         }
         if let total, processed > 0, processed < total, elapsed > 0 {
             let remaining = Double(total - processed) / (Double(processed) / elapsed)

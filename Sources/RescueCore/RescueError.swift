@@ -25,6 +25,11 @@ public struct RescueError: Error, CustomStringConvertible, Equatable {
     public var exitCode: Int32
     /// The errno behind the error, when there is one.
     public var errno: Int32?
+    /// What kind of failure this is, for callers that decide what to do next
+    /// (retry, fall back, give up) without reading the message.
+    public var kind: RescueErrorKind = .general
+    /// The FTP server's reply code, when a reply caused the error.
+    public var replyCode: Int?
 
     public init(_ object: String, _ operation: String, _ reason: String, exitCode: Int32 = ExitCode.failure) {
         self.object = object
@@ -45,9 +50,33 @@ public struct RescueError: Error, CustomStringConvertible, Equatable {
         RescueError("", "", message, exitCode: ExitCode.usage)
     }
 
+    /// The same error with another kind.
+    public func with(kind: RescueErrorKind) -> RescueError {
+        var copy = self
+        copy.kind = kind
+        return copy
+    }
+
     public var description: String {
         [object, operation, reason].filter { !$0.isEmpty }.joined(separator: ": ")
     }
+}
+
+/// Why an operation failed, as far as the caller's next step is concerned.
+public enum RescueErrorKind: Sendable, Equatable {
+    case general
+    /// The data source (disk, file, pipe, command) failed, not the destination.
+    case source
+    /// The kernel refused a zero-copy path (splice, sendfile) before any byte
+    /// moved: a plain read/write copy may still work.
+    case zeroCopyUnsupported
+    /// A network connection failed, broke, timed out or was never made.
+    case connection
+    /// The server answered with a reply code that refuses the request
+    /// (`replyCode` says which).
+    case serverRefused
+    /// The job was interrupted by a signal.
+    case interrupted
 }
 
 /// strerror() as a Swift string.

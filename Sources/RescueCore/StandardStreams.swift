@@ -29,6 +29,8 @@ public func writeText(_ text: String, to fd: Int32) {
 
 /// One line on stderr, prefixed with "rescuebox APPLET: ".
 public func printError(_ message: String) {
+    // After an interrupt only the signal thread speaks: one line.
+    if Cleanup.isInterrupted && !Cleanup.isSignalThread { return }
     writeText("\(Program.messagePrefix): \(message)\n", to: 2)
 }
 
@@ -39,6 +41,7 @@ public func printVerbose(_ message: String) {
 
 /// A line on stderr with no prefix (summaries, progress end lines).
 public func printStderr(_ line: String) {
+    if Cleanup.isInterrupted && !Cleanup.isSignalThread { return }
     writeText(line + "\n", to: 2)
 }
 

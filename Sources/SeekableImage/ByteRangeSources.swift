@@ -43,10 +43,11 @@ public final class FTPRangeSource: LzopRandomAccess, @unchecked Sendable {
         self.connect = connect
         maxSessions = max(1, sessions)
         let first = try connect()
-        guard let size = try first.size(path) else {
-            throw RescueError(name, "SIZE", "no such file on the server")
+        switch try first.remoteSize(path) {
+        case .bytes(let n): size = n
+        case .absent: throw RescueError(name, "SIZE", "no such file on the server")
+        case .unknown(let why): throw RescueError(name, "SIZE", "the image's size is needed for random reads: \(why)")
         }
-        self.size = size
         idle = [first]
         open = 1
     }
@@ -56,17 +57,24 @@ public final class FTPRangeSource: LzopRandomAccess, @unchecked Sendable {
 
     /// The whole of a small file beside the image (its index), or nil when
     /// the server has no such file.
-    public func fetchSmallFile(_ remote: String, limit: UInt64 = 1 << 30) throws -> [UInt8]? {
+    public func fetchSmallFile(_ remote: String, limit: Int = 1 << 30) throws -> [UInt8]? {
         let client = try take()
         var keep = false
         defer { give(keep ? client : nil) }
-        guard let size = try client.size(remote) else { keep = true; return nil }
-        guard size <= limit else { throw RescueError(remote, "SIZE", "\(size) bytes: too large for an index") }
-        var bytes = [UInt8](repeating: 0, count: Int(size))
+        if case .absent = try client.remoteSize(remote) { keep = true; return nil }
         let stream = try client.openRetrieve(remote)
-        let got = try bytes.withUnsafeMutableBytes { try stream.read(into: $0) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+            guard bytes.count <= limit else {
+                stream.abort()
+                throw RescueError(remote, "RETR", "more than \(limit) bytes: too large for an index")
+            }
+        }
         try stream.finish()
-        guard got == Int(size) else { throw RescueError(remote, "RETR", "short transfer: \(got) of \(size) bytes") }
         keep = true
         return bytes
     }

@@ -31,13 +31,27 @@ public struct ZeroFillReport {
     /// Free space left when the fill stopped (what could not be zeroed).
     public var freeWhenFull: UInt64 = 0
     public var files = 0
-    public var stopReason = ""
+    public var stopReason = FillStop.filesystemFull
     public var trimmed: UInt64?
     public var filesystem = ""
 }
 
 /// Why one fill file stopped growing.
 enum FileEnd { case full, fileSizeLimit, budget, reserve }
+
+/// Why the whole fill stopped; its description is what the summary says.
+public enum FillStop: Equatable, CustomStringConvertible, Sendable {
+    case filesystemFull, fileSizeLimit, maximumReached, reserveReached
+
+    public var description: String {
+        switch self {
+        case .filesystemFull: return "filesystem full"
+        case .fileSizeLimit: return "file size limit"
+        case .maximumReached: return "--max reached"
+        case .reserveReached: return "--reserve reached"
+        }
+    }
+}
 
 public final class ZeroFiller {
     public let directory: String
@@ -143,9 +157,9 @@ public final class ZeroFiller {
         var total: UInt64 = 0
 
         fileLoop: while true {
-            if budget == 0 { report.stopReason = "--max reached"; break }
+            if budget == 0 { report.stopReason = .maximumReached; break }
             guard let file = try factory.create() else {
-                report.stopReason = "filesystem full"
+                report.stopReason = .filesystemFull
                 break
             }
             printVerbose("fill file \(factory.count): \(file.label)\(file.isDirect ? ", O_DIRECT" : "")")
@@ -215,14 +229,14 @@ public final class ZeroFiller {
             case .fileSizeLimit:
                 if file.size == 0 {
                     note("a new fill file cannot grow at all (file size limit); stopping")
-                    report.stopReason = "file size limit"
+                    report.stopReason = .fileSizeLimit
                     break fileLoop
                 }
                 printVerbose("fill file \(factory.count) reached the file size limit at \(file.size) bytes; starting another")
                 continue fileLoop
-            case .full: report.stopReason = "filesystem full"
-            case .budget: report.stopReason = "--max reached"
-            case .reserve: report.stopReason = "--reserve reached"
+            case .full: report.stopReason = .filesystemFull
+            case .budget: report.stopReason = .maximumReached
+            case .reserve: report.stopReason = .reserveReached
             }
             break fileLoop
         }

@@ -14,24 +14,25 @@ final class FaultServerTests: XCTestCase {
         return client
     }
 
-    func upload(_ client: FTPClient, _ path: String, bytes: Int, options: SafeUploadOptions = SafeUploadOptions()) throws -> SafeUpload {
+    @discardableResult
+    func upload(_ client: FTPClient, _ path: String, bytes: Int, options: SafeUploadOptions = SafeUploadOptions()) throws -> UploadOutcome {
         let up = SafeUpload(client: client, remotePath: path, options: options)
         let data = pseudoRandomBytes(bytes)
         do {
             try up.start()
             try data.withUnsafeBytes { try up.write($0) }
-            try up.commit()
+            return try up.commit()
         } catch {
             throw up.fail(error)
         }
-        return up
     }
 
     func testEPSVRefusedFallsBackToPASVAndIgnoresItsAddress() throws {
         let server = try FaultFTPServer(scenario: "no-epsv")
         let client = try session(server)
         let up = try upload(client, "x.bin", bytes: 100_000)
-        XCTAssertEqual(up.confirmedSize, 100_000)
+        XCTAssertEqual(up.size, 100_000)
+        XCTAssertEqual(up.verification, .confirmed)
         // Second transfer goes straight to PASV.
         let d = SafeDownload(client: client, remotePath: "x.bin")
         try d.start()
@@ -84,7 +85,6 @@ final class FaultServerTests: XCTestCase {
                 XCTAssertTrue(text.contains("\(code) \(reason)"), text)
                 XCTAssertTrue(text.contains("bytes sent"), text)
                 if code != 421 {
-                    XCTAssertTrue(text.contains("server confirmed"), text)
                     XCTAssertTrue(text.contains("partial file deleted"), text)
                 }
             }
@@ -122,8 +122,9 @@ final class FaultServerTests: XCTestCase {
         let server = try FaultFTPServer(scenario: "multiline")
         let client = try session(server)
         let up = try upload(client, "m.bin", bytes: 1234)
-        XCTAssertEqual(up.confirmedSize, 1234)
-        XCTAssertEqual(try client.size("m.bin"), 1234)
+        XCTAssertEqual(up.size, 1234)
+        XCTAssertEqual(up.verification, .confirmed)
+        XCTAssertEqual(try client.remoteSize("m.bin"), .bytes(1234))
     }
 
     func testResumeWithRest() throws {
@@ -145,7 +146,7 @@ final class FaultServerTests: XCTestCase {
         XCTAssertEqual(offset, 100_000)
         try second.start(at: offset)
         try full.dropFirst(Int(offset)).withUnsafeBytes { try second.write($0) }
-        XCTAssertEqual(try second.commit(), 300_000)
+        XCTAssertEqual(try second.commit().size, 300_000)
         XCTAssertTrue(server.log.contains("b'REST 100000\\r\\n'"))
         let d = SafeDownload(client: client, remotePath: "r.bin")
         try d.start()
@@ -159,7 +160,7 @@ final class FaultServerTests: XCTestCase {
         let server = try FaultFTPServer(scenario: "normal")
         let client = try session(server)
         let before = server.log.count
-        XCTAssertThrowsError(try client.size("a\r\nDELE data.bin"))
+        XCTAssertThrowsError(try client.remoteSize("a\r\nDELE data.bin"))
         XCTAssertThrowsError(try client.openStore("x\nDELE data.bin"))
         XCTAssertThrowsError(try client.rename(from: "data.bin", to: "y\0z"))
         XCTAssertThrowsError(try client.login(user: "u\r\nDELE data.bin", password: "p"))

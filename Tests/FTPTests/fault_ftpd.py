@@ -20,6 +20,17 @@ Scenarios:
   stall        STOR: accepts the data connection, then never reads again;
                RETR: sends 100 000 bytes, then nothing (connection open)
   multiline    every reply is multi-line with inner lines starting with digits
+  no-pasv      EPSV and PASV refused (500): no data connection is possible
+  readonly     "keep.bin" (20 MiB) exists; STOR/APPE to it are refused (553)
+  no-size      SIZE not implemented (502); MLST and LIST neither
+  size-denied  SIZE and MLST answer 550 for every name (proftpd's
+               <Limit SIZE> DenyAll); LIST gives an ls -l line
+  hostile-size SIZE answers "213 -5" for every name
+  full         the disk holds 512 KiB: a STOR stores up to that, then
+               answers a multi-line 451 (as pure-ftpd does on ENOSPC)
+  rest-stor-refused
+               REST is accepted (350) but a STOR after it is refused with
+               451 (proftpd's AllowStoreRestart off); APPE works
 """
 import socket
 import socketserver
@@ -30,6 +41,9 @@ SCENARIO = sys.argv[1]
 LOG = open(sys.argv[2], "a", buffering=1)
 LOCK = threading.Lock()
 FILES = {"data.bin": bytes(i % 251 for i in range(1024 * 1024 + 7))}
+if SCENARIO == "readonly":
+    FILES["keep.bin"] = b"k" * (20 * 1024 * 1024)
+FULL_LIMIT = 512 * 1024
 
 
 def log(text):
@@ -91,12 +105,15 @@ class Session(socketserver.StreamRequestHandler):
         return self.listener.getsockname()[1]
 
     def do_EPSV(self, arg):
-        if SCENARIO == "no-epsv":
+        if SCENARIO in ("no-epsv", "no-pasv"):
             self.reply(500, "EPSV not understood")
             return
         self.reply(229, "Entering Extended Passive Mode (|||%d|)" % self.listen())
 
     def do_PASV(self, arg):
+        if SCENARIO == "no-pasv":
+            self.reply(500, "passive mode not allowed here")
+            return
         port = self.listen()
         host = "127,0,0,2" if SCENARIO == "no-epsv" else "127,0,0,1"
         self.reply(227, "Entering Passive Mode (%s,%d,%d)." % (host, port >> 8, port & 255))
@@ -113,12 +130,54 @@ class Session(socketserver.StreamRequestHandler):
         self.reply(350, "restarting at %d" % self.rest)
 
     def do_SIZE(self, arg):
-        if arg in FILES:
+        if SCENARIO == "no-size":
+            self.reply(502, "SIZE not implemented")
+        elif SCENARIO == "size-denied":
+            self.reply(550, "%s: Operation not permitted" % arg)
+        elif SCENARIO == "hostile-size":
+            self.reply(213, "-5")
+        elif arg in FILES:
             self.reply(213, "%d" % len(FILES[arg]))
         else:
             self.reply(550, "no such file")
 
+    def do_MLST(self, arg):
+        if SCENARIO in ("no-size", "hostile-size"):
+            self.reply(502, "MLST not implemented")
+        else:
+            self.reply(550, "MLST denied")
+
+    def do_LIST(self, arg):
+        if SCENARIO != "size-denied":
+            self.reply(502, "LIST not implemented")
+            return
+        if not self.listener:
+            self.reply(425, "use PASV first")
+            return
+        conn = self.accept_data()
+        self.reply(150, "here it comes")
+        if arg in FILES:
+            conn.sendall(("-rw-r--r--    1 ftp      ftp      %12d Nov 30 12:00 %s\r\n" % (len(FILES[arg]), arg)).encode())
+        conn.close()
+        self.reply(226, "Directory send OK")
+
+    def do_ABOR(self, arg):
+        self.reply(225, "no transfer to abort")
+
+    def do_NOOP(self, arg):
+        self.reply(200, "NOOP ok")
+
     def do_STOR(self, arg, append=False):
+        if SCENARIO == "readonly" and arg == "keep.bin":
+            self.reply(553, "Could not create file.")
+            return
+        if SCENARIO == "rest-stor-refused" and self.rest and not append:
+            self.rest = 0
+            if self.listener:
+                self.listener.close()
+                self.listener = None
+            self.reply(451, "Append/Restart not permitted, try again")
+            return
         if not self.listener:
             self.reply(425, "use PASV first")
             return
@@ -139,6 +198,12 @@ class Session(socketserver.StreamRequestHandler):
             if not chunk:
                 break
             received += chunk
+            if SCENARIO == "full" and len(start) + len(received) > FULL_LIMIT:
+                FILES[arg] = (start + bytes(received))[:FULL_LIMIT]
+                conn.close()
+                self.wfile.write(b"451-Error during write to file\r\n451 Transfer aborted: No space left on device\r\n")
+                self.wfile.flush()
+                return
             FILES[arg] = start + bytes(received)
             if SCENARIO.startswith("fail") and len(received) >= 256 * 1024:
                 code = int(SCENARIO[4:])

@@ -100,7 +100,7 @@ final class ZeroFillerTests: XCTestCase {
         filler.note = { notes.append($0) }
         let report = try filler.run()
         XCTAssertEqual(report.bytesZeroed, 24 << 20)
-        XCTAssertEqual(report.stopReason, "--max reached")
+        XCTAssertEqual(report.stopReason, .maximumReached)
         XCTAssertEqual(report.files, 1)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
         XCTAssertGreaterThan(report.freeBefore, 0)
