@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 # Debian packages the build and the tests use (real tools as oracles and peers).
-packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
+packages=(liblzo2-dev zlib1g-dev libfuse3-dev lzop vsftpd busybox curl tnftp file
           e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr)
 missing=()
 for pkg in "${packages[@]}"; do
