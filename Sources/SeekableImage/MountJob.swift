@@ -136,6 +136,7 @@ public func serveMount(_ image: SeekableImage, on directory: String, fsName: Str
     guard stat(directory, &st) == 0 else { throw RescueError(directory, "stat", errno: errno) }
     guard st.st_mode & S_IFMT == S_IFDIR else { throw RescueError(directory, "mount", errno: ENOTDIR) }
 
+    image.readAheadEnabled = false
     var table: PartitionTable?
     do {
         table = try readPartitionTable(ImageRangeReader(image: image))
@@ -156,6 +157,7 @@ public func serveMount(_ image: SeekableImage, on directory: String, fsName: Str
     if !options.foreground {
         guard rb_fuse_daemonize() == 0 else { throw RescueError(directory, "fork", errno: errno) }
     }
+    image.readAheadEnabled = true
     // In the foreground the applet's signal thread takes Ctrl-C: unmount
     // there, then it exits 128+N as every applet does.
     let interrupted = Monitor()

@@ -43,6 +43,9 @@ public final class SeekableImage: @unchecked Sendable {
     public let options: SeekableImageOptions
     /// Called once per corrupt block with the line to print.
     public var onCorruptBlock: ((String) -> Void)?
+    /// Off until a mount has forked into the background: threads do not
+    /// survive fork, so none may start before.
+    public var readAheadEnabled = true
 
     public var size: UInt64 { index.uncompressedSize }
 
@@ -238,7 +241,7 @@ public final class SeekableImage: @unchecked Sendable {
     /// After a read of `range`: when the reads go forward block after
     /// block, queue the next blocks for the workers.
     private func readAhead(after range: ClosedRange<Int>) {
-        guard options.readAheadBlocks > 0 else { return }
+        guard options.readAheadBlocks > 0, readAheadEnabled else { return }
         var wanted: [Int] = []
         let q: BlockingQueue<[Int]>? = monitor.locked {
             let sequential = range.lowerBound == previousLast || range.lowerBound == previousLast + 1

@@ -141,6 +141,14 @@ final class MountTests: MountTestCase {
         let blocks = (40 * 1048576 + 12345 + 262143) / 262144
         XCTAssertEqual((try FileManager.default.attributesOfItem(atPath: raw + ".lzo.index")[.size] as? Int), 8 * blocks)
 
+        // ddz -o writes FILE.index as the stream goes by: the same as --index.
+        _ = try shOK("'\(bin)' ddz -9 --crc32 '\(raw)' -o '\(dir.file("d.lzo"))' 2>/dev/null && cp '\(dir.file("d.lzo"))' '\(dir.file("e.lzo"))' && '\(bin)' ddz --index '\(dir.file("e.lzo"))' && cmp '\(dir.file("d.lzo.index"))' '\(dir.file("e.lzo.index"))'")
+        // Concatenated members: refused, saying what is supported.
+        let twice = try runProgram("/bin/bash", ["-c", "cat '\(raw).lzo' '\(raw).lzo' > '\(dir.file("twice.lzo"))' && '\(bin)' ddz --index '\(dir.file("twice.lzo"))'"])
+        XCTAssertEqual(twice.status, 1)
+        XCTAssertTrue(twice.stderr.contains("a second lzop member starts here") && twice.stderr.contains("supported: one lzop member"), twice.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("twice.lzo.index")))
+
         let mnt = dir.file("mnt")
         let r = try mountImage(raw + ".lzo", on: mnt)
         XCTAssertEqual(r.status, 0, r.stderr)
