@@ -23,7 +23,7 @@ SIZE=$(stat -c %s "$DATA")
 WORK=$(mktemp -d /var/tmp/bench-mount.XXXXXX)
 FTP_DIR=""
 cleanup() {
-    for m in "$WORK"/fs "$WORK"/mnt; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+    for m in "$WORK"/fs "$WORK"/mnt; do mountpoint -q "$m" 2>/dev/null && unmount "$m"; done
     [ -n "$FTP_DIR" ] && scripts/vsftpd-stop.sh "$FTP_DIR" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -65,6 +65,8 @@ sent() { awk '{s += $8} END {print s + 0}' "$FTP_DIR/xferlog"; }
 now() { date +%s.%N; }
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 settle() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# The kernel releases a FUSE file asynchronously: umount may say busy for a moment.
+unmount() { for _ in $(seq 100); do umount "$1" 2>/dev/null && return; sleep 0.1; done; umount "$1"; }
 
 one_mount=() one_mount_bytes=() one_restore=() one_restore_bytes=()
 seq_ddz=() seq_local=() seq_ftp=() rnd_cold=() rnd_warm=()
@@ -74,24 +76,24 @@ for run in $(seq "$RUNS"); do
     "$BIN" mount "$URL" "$WORK/mnt"
     mount -o loop,ro "$WORK/mnt/p1.img" "$WORK/fs"
     cp "$WORK/fs/one.bin" "$WORK/one.copy"
-    umount "$WORK/fs"; umount "$WORK/mnt"
+    unmount "$WORK/fs"; unmount "$WORK/mnt"
     one_mount+=("$(python3 -c "print($(now) - $t0)")"); one_mount_bytes+=("$(sent)")
     [ "$(sha256sum < "$WORK/one.copy" | cut -c1-64)" = "$ONE_SUM" ] || echo "bench-mount.sh: one.bin differs (mount)" >&2
     # 1b. The same file through a full restore.
     settle; : > "$FTP_DIR/xferlog"; t0=$(now)
     "$BIN" restore "$URL" "$WORK/restored.raw" 2>/dev/null
     dev=$(losetup -o $((1 << 20)) --sizelimit "$SIZE" -r --find --show "$WORK/restored.raw")
-    mount -o ro "$dev" "$WORK/fs"; cp "$WORK/fs/one.bin" "$WORK/one.copy"; umount "$WORK/fs"; losetup -d "$dev"
+    mount -o ro "$dev" "$WORK/fs"; cp "$WORK/fs/one.bin" "$WORK/one.copy"; unmount "$WORK/fs"; losetup -d "$dev"
     one_restore+=("$(python3 -c "print($(now) - $t0)")"); one_restore_bytes+=("$(sent)")
     rm -f "$WORK/restored.raw"
     # 2. Sequential reads.
     settle; t0=$(now); "$BIN" ddz -d "$WORK/disk.lzo" > /dev/null 2>&1; seq_ddz+=("$(python3 -c "print($(now) - $t0)")")
     settle; "$BIN" mount "$WORK/disk.lzo" "$WORK/mnt"; t0=$(now)
     dd if="$WORK/mnt/disk.img" of=/dev/null bs=1M status=none; seq_local+=("$(python3 -c "print($(now) - $t0)")")
-    umount "$WORK/mnt"
+    unmount "$WORK/mnt"
     settle; "$BIN" mount "$URL" "$WORK/mnt"; t0=$(now)
     dd if="$WORK/mnt/disk.img" of=/dev/null bs=1M status=none; seq_ftp+=("$(python3 -c "print($(now) - $t0)")")
-    umount "$WORK/mnt"
+    unmount "$WORK/mnt"
     # 3. Random 4 KiB reads, O_DIRECT: cold on a fresh mount, then the same offsets.
     settle; "$BIN" mount "$WORK/disk.lzo" "$WORK/mnt"
     read -r cold warm < <(python3 - "$WORK/mnt/disk.img" <<'EOF'
@@ -109,7 +111,7 @@ print(f"{rates[0]:.0f} {rates[1]:.0f}")
 EOF
 )
     rnd_cold+=("$cold"); rnd_warm+=("$warm")
-    umount "$WORK/mnt"
+    unmount "$WORK/mnt"
 done
 
 M1=$(median "${one_mount[@]}"); B1=$(median "${one_mount_bytes[@]}")

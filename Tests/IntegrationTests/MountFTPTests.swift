@@ -74,7 +74,9 @@ final class MountFTPTests: MountTestCase {
         XCTAssertEqual(try checksums(dir.file("ext4")), disk.sums[0])
         try loopMount(mnt + "/p2.img", on: dir.file("ntfs"), type: "ntfs")
         XCTAssertEqual(try checksums(dir.file("ntfs")), disk.sums[1])
-        _ = try shOK("umount '\(dir.file("ntfs"))' && umount '\(dir.file("ext4"))' && umount '\(mnt)'")
+        try unmount(dir.file("ntfs"))
+        try unmount(dir.file("ext4"))
+        try unmount(mnt)
         waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
         XCTAssertFalse(isMounted(mnt))
     }
