@@ -38,7 +38,7 @@ class MountTestCase: XCTestCase {
     /// asynchronous release ("target is busy").
     func unmount(_ dir: String) throws {
         var last = ""
-        let done = waitFor("umount \(dir)") {
+        let done = try waitFor("umount \(dir)") {
             let r = try sh("umount '\(dir)'")
             last = r.stderr
             return r.status == 0
