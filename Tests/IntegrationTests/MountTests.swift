@@ -350,4 +350,28 @@ final class MountTests: MountTestCase {
         let err = try String(contentsOfFile: errPath, encoding: .utf8)
         XCTAssertTrue(err.contains("reconnecting and retrying the read"), err)
     }
+
+    /// The static binary alone in an empty chroot (only /dev/fuse bound in)
+    /// mounts as root with mount(2): no fusermount, no shared libraries.
+    func testStaticBinaryMountsInEmptyChroot() throws {
+        try requireRoot("chroot and FUSE")
+        let bin = try rescueboxBinary()
+        guard try shOK("file -L '\(bin)'").contains("statically linked") else {
+            throw XCTSkip("\(bin) is not the static binary (scripts/test.sh sets RESCUEBOX_BIN=dist/rescuebox)")
+        }
+        let root = TempDir("rescuebox-chroot")
+        try pseudoRandomBytes(3_000_000, seed: 21).write(to: URL(fileURLWithPath: root.file("data")))
+        _ = try shOK("mkdir '\(root.file("dev"))' '\(root.file("mnt"))' && touch '\(root.file("dev/fuse"))' && mount --bind /dev/fuse '\(root.file("dev/fuse"))' && cp '\(bin)' '\(root.file("rescuebox"))'")
+        cleanups.append { _ = try? sh("umount '\(root.file("mnt"))'; umount '\(root.file("dev/fuse"))'") }
+        XCTAssertEqual(try runProgram(bin, ["ddz", root.file("data"), "-o", root.file("data.lzo")]).status, 0)
+        let r = try runProgram("/usr/sbin/chroot", [root.path, "/rescuebox", "mount", "/data.lzo", "/mnt"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        _ = try shOK("cmp '\(root.file("mnt/disk.img"))' '\(root.file("data"))'")
+        try unmount(root.file("mnt"))
+        waitFor("the chrooted mount process to exit") {
+            processes(mentioning: "/data.lzo").allSatisfy {
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/root")) != root.path
+            }
+        }
+    }
 }
