@@ -192,29 +192,29 @@ public final class SeekableImage: @unchecked Sendable {
         }
         let decoder = try takeDecoder()
         defer { monitor.locked { decoders.append(decoder) } }
-        var results: [(Int, Entry)] = []
+        // Each block is published as soon as it is decoded: a reader
+        // waiting for the first block of a run does not wait for the rest.
         for b in run {
             let at = index.blockOffsets[b]
             let slice = UnsafeRawBufferPointer(start: raw.pointer + Int(at - start), count: Int(index.compressedLength(b)))
             let out = AlignedBuffer(capacity: index.blockSize)
+            let entry: Entry
             do {
                 let r = try decoder.decode(slice, offset: at, into: UnsafeMutableRawBufferPointer(start: out.pointer, count: out.capacity))
-                results.append((b, .ready(Block(data: r.allZero ? nil : out, count: r.count))))
+                entry = .ready(Block(data: r.allZero ? nil : out, count: r.count))
             } catch {
                 let reason = (error as? LzopFormatError)?.message ?? "\(error)"
                 let e = CorruptBlockError(block: b, compressedOffset: at, imageOffset: UInt64(b) * UInt64(index.blockSize), reason: reason)
-                results.append((b, .corrupt(e)))
+                entry = .corrupt(e)
                 onCorruptBlock?("\(name): block \(b) at compressed offset \(at) (image offset \(e.imageOffset), \(index.blockSize) bytes): \(reason); reads of that range fail with EIO")
             }
-        }
-        monitor.locked {
-            for (b, entry) in results {
+            monitor.locked {
                 entries[b] = entry
                 tick += 1
                 lastUse[b] = tick
+                if b == last { evict() }
+                monitor.broadcast()
             }
-            evict()
-            monitor.broadcast()
         }
     }
 
