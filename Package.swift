@@ -31,13 +31,18 @@ let package = Package(
         .target(name: "ZeroFill", dependencies: ["RescueCore", "CShim"]),
         .target(name: "NTPConf", dependencies: ["RescueCore", "CShim"]),
         // Partition tables and filesystem block maps (ddz/backup --used).
-        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib"]),
+        // libext2fs (Debian libext2fs-dev, static .a) behind a small C shim.
+        .target(name: "CExt2fs", path: "Sources/CExt2fs",
+                linkerSettings: [.linkedLibrary("ext2fs"), .linkedLibrary("com_err")]),
+        // libntfs-3g (Debian ntfs-3g-dev, static .a): the NTFS cluster bitmap.
+        .target(name: "CNtfs3g", path: "Sources/CNtfs3g", linkerSettings: [.linkedLibrary("ntfs-3g")]),
+        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs", "CNtfs3g"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
-        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
+        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout"]),
         // mount: an lzop image read at random through its block index, served over FUSE.
         .target(name: "SeekableImage", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout", "CFuse"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "SeekableImage",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout", "SeekableImage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),

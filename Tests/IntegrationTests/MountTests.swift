@@ -46,6 +46,14 @@ class MountTestCase: XCTestCase {
         if !done { XCTFail("umount \(dir): \(last)") }
     }
 
+    /// After umount of a loop mount: the loop device detaches later and may
+    /// still write to the image; wait until none is attached to it.
+    func waitForLoopDetached(_ image: String) throws {
+        try waitFor("every loop device on \(image) to detach") {
+            try shOK("losetup -j '\(image)'").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        }
+    }
+
     func isMounted(_ dir: String) -> Bool {
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
         let resolved = URL(fileURLWithPath: dir).resolvingSymlinksInPath().path
@@ -127,6 +135,7 @@ class MountTestCase: XCTestCase {
             }
             _ = try shOK("umount '\(mnt)'")
         }
+        try waitForLoopDetached(path)
         return Disk(path: path, sums: sums, parts: parts)
     }
 
@@ -145,7 +154,9 @@ final class MountTests: MountTestCase {
         _ = try shOK("truncate -s 40M '\(raw)' && mkfs.ext4 -q -F '\(raw)' && mkdir -p '\(dir.file("src"))' && mount -o loop '\(raw)' '\(dir.file("src"))'")
         try fillTree(dir.file("src"), filler: 0, seed: 3)
         let sums = try checksums(dir.file("src"))
-        _ = try shOK("umount '\(dir.file("src"))' && head -c 12345 /dev/urandom >> '\(raw)' && lzop -1 -o '\(raw).lzo' '\(raw)'")
+        _ = try shOK("umount '\(dir.file("src"))'")
+        try waitForLoopDetached(raw)
+        _ = try shOK("head -c 12345 /dev/urandom >> '\(raw)' && lzop -1 -o '\(raw).lzo' '\(raw)'")
         let bin = try rescueboxBinary()
         // No index yet: ddz --index builds it from the block headers.
         let index = try runProgram(bin, ["ddz", "--index", raw + ".lzo"])
@@ -228,6 +239,7 @@ final class MountTests: MountTestCase {
         // The physical 4K block 1024 of the 8 MiB file (debugfs after umount).
         let sums = try checksums(src, excluding: "big8.bin")
         _ = try shOK("umount '\(src)'")
+        try waitForLoopDetached(raw)
         let bmap = try shOK("debugfs -R 'bmap /photos/big8.bin 1024' '\(raw)' 2>/dev/null")
         let physical = try XCTUnwrap(UInt64(bmap.trimmingCharacters(in: .whitespacesAndNewlines)), bmap)
         let badBlock = Int(physical * 4096 / 262144)
