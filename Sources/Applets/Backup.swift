@@ -39,8 +39,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         --used reads only the blocks the filesystems use (ext2/3/4, NTFS, FAT, \
         exFAT, swap), as `ddz --used`: free space is sent as zeros without \
         being read; other filesystems, the table and gaps are read in full. \
-        A device with a filesystem mounted read-write is refused: for that \
-        one, run zerofill and back up without --used.
+        With --used, a device with a filesystem mounted read-write is refused \
+        even with -f: for that one, run zerofill and back up without --used.
         Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
         A SOURCE mounted read-write (or a disk with such a partition) is \

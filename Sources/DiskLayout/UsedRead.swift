@@ -7,10 +7,8 @@ public func prepareUsedRead(_ reader: DiskReader, path: String) throws -> UsedMa
     guard reader.isSeekable, reader.skip == 0, reader.count == nil else {
         throw RescueError.usage("--used needs a whole device or image file (no stdin, --skip or --count)")
     }
-    let writable = MountTable.mountsUsing(device: path).filter {
-        $0.mountOptions.contains("rw") || $0.superOptions.contains("rw")
-    }
-    if let m = writable.first {
+    // Even with -f: a map of a changing filesystem would miss blocks.
+    if let m = MountTable.readWriteMount(using: path) {
         throw RescueError(path, "--used", "\(m.source) is mounted read-write on \(m.mountPoint); "
                           + "unmount it or remount it read-only (or use zerofill, then image without --used)")
     }
