@@ -25,20 +25,16 @@ public final class LzopSingleBlockDecoder {
     }
 
     /// Decodes the block whose bytes (header and payload, as in the file,
-    /// starting at `offset`) are `raw`, into `output` (at least the block's
-    /// dlen bytes). Returns dlen and whether the block is all zeros (then
-    /// `output` is not written). Throws LzopFormatError for a corrupt block.
-    public func decode(_ raw: UnsafeRawBufferPointer, offset: UInt64,
-                       into output: UnsafeMutableRawBufferPointer) throws -> (count: Int, allZero: Bool) {
+    /// starting at `offset`) are `raw`: its bytes in a buffer of its own
+    /// (nil when the block is all zeros) and its length. Throws
+    /// LzopFormatError for a corrupt block.
+    public func decode(_ raw: UnsafeRawBufferPointer, offset: UInt64) throws -> (data: AlignedBuffer?, count: Int) {
         let head = Array(raw.prefix(LzopBlockLayout.maxHeaderLength))
         guard let (dlen, clen, length) = try LzopBlockIndex.parseBlockHeader(head, available: head.count, at: offset, layout: layout) else {
             throw LzopFormatError(.badBlockLength, at: offset, "an end marker where the index says a block starts: index and file do not match")
         }
         guard raw.count >= length + Int(clen) else {
             throw LzopFormatError(.truncated, at: offset + UInt64(raw.count), "unexpected end of file (in block data)")
-        }
-        guard output.count >= Int(dlen) else {
-            throw LzopFormatError(.badBlockLength, at: offset, "block holds \(dlen) bytes, more than the index's block size")
         }
         func be32(_ i: Int) -> UInt32 {
             UInt32(head[i]) << 24 | UInt32(head[i + 1]) << 16 | UInt32(head[i + 2]) << 8 | UInt32(head[i + 3])
@@ -53,19 +49,16 @@ public final class LzopSingleBlockDecoder {
             if flags.contains(.adler32Compressed) { compressedAdler = next() }
             if flags.contains(.crc32Compressed) { compressedCRC = next() }
         }
-        let payload = pool.get(Int(clen))
+        // A buffer of its own for every block (the caller keeps it).
+        let payload = AlignedBuffer(capacity: max(Int(clen), Int(dlen)))
         memcpy(payload.pointer, raw.baseAddress! + length, Int(clen))
         let block = DecoderBlock(sequence: 0, offset: offset, inputEnd: offset + UInt64(length) + UInt64(clen),
                                  dlen: Int(dlen), clen: Int(clen), dataAdler: dataAdler, dataCRC: dataCRC,
                                  compressedAdler: compressedAdler, compressedCRC: compressedCRC,
                                  filter: layout.filter, payload: payload, cost: 0)
         switch try worker.decode(block) {
-        case .zeros(let n):
-            return (n, true)
-        case .data(let buffer, let n):
-            memcpy(output.baseAddress!, buffer.pointer, n)
-            pool.put(buffer)
-            return (n, false)
+        case .zeros(let n): return (nil, n)
+        case .data(let buffer, let n): return (buffer, n)
         }
     }
 }

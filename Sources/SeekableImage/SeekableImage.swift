@@ -197,11 +197,13 @@ public final class SeekableImage: @unchecked Sendable {
         for b in run {
             let at = index.blockOffsets[b]
             let slice = UnsafeRawBufferPointer(start: raw.pointer + Int(at - start), count: Int(index.compressedLength(b)))
-            let out = AlignedBuffer(capacity: index.blockSize)
             let entry: Entry
             do {
-                let r = try decoder.decode(slice, offset: at, into: UnsafeMutableRawBufferPointer(start: out.pointer, count: out.capacity))
-                entry = .ready(Block(data: r.allZero ? nil : out, count: r.count))
+                let r = try decoder.decode(slice, offset: at)
+                guard r.count <= index.blockSize else {
+                    throw LzopFormatError(.badBlockLength, at: at, "block holds \(r.count) bytes, more than the index's block size \(index.blockSize)")
+                }
+                entry = .ready(Block(data: r.data, count: r.count))
             } catch {
                 let reason = (error as? LzopFormatError)?.message ?? "\(error)"
                 let e = CorruptBlockError(block: b, compressedOffset: at, imageOffset: UInt64(b) * UInt64(index.blockSize), reason: reason)
