@@ -32,6 +32,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         A source that stalls (a dying disk) does not cost the upload: after \
         --idle seconds without data the transfer is ended cleanly, the session \
         kept alive with NOOP, and continued when data comes.
+        NAME.lzo.index, the block index `rescuebox mount` reads, is stored \
+        beside the image.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
         --used reads only the blocks the filesystems use (ext2/3/4, NTFS, FAT, \

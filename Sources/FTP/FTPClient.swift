@@ -107,6 +107,11 @@ public final class FTPClient {
     /// The name the certificate must carry when it differs from `host`
     /// (a second session connects to the first one's address).
     private var tlsServerName: String?
+    /// For downloads ended early (ranged reads, `mount`): the data
+    /// connection's receive buffer and TCP segment size, so the server has
+    /// little in flight (and counted as sent) past the bytes wanted. nil:
+    /// sized for throughput (socketBufferSize).
+    public var rangedReceiveLimit: (receiveBuffer: Int, segmentSize: Int)?
 
     /// The configuration this session was opened from (`openSession`).
     public private(set) var config: FTPServerConfig?
@@ -591,7 +596,7 @@ public final class FTPClient {
         }
         target.port = port!
         let data = try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
-                                      bufferSize: socketBufferSize)
+                                      bufferSize: socketBufferSize, limit: rangedReceiveLimit)
         if tls.protectData, let controlTLS = control?.tls, let tlsContext {
             // PROT P: TLS resuming the control connection's session; the
             // handshake follows the server's 1xx (FTPDataStream).

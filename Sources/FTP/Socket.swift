@@ -120,11 +120,20 @@ final class Socket {
     }
 
     /// Connects within `timeout` seconds.
-    static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil) throws -> Socket {
+    /// `limit` (receive buffer, segment size) caps what a peer can have in
+    /// flight towards us: for reads that end early (FTPClient.rangedReceiveLimit).
+    static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil,
+                        limit: (receiveBuffer: Int, segmentSize: Int)? = nil) throws -> Socket {
         let fd = Glibc.socket(address.isIPv6 ? AF_INET6 : AF_INET, socketType(SOCK_STREAM), 0)
         guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()).with(kind: .connection) }
         let socket = Socket(fd: fd, label: label)
-        if let bufferSize { socket.setBufferSize(bufferSize) }
+        if let limit {
+            var buffer = Int32(clamping: limit.receiveBuffer), segment = Int32(clamping: limit.segmentSize)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &segment, socklen_t(MemoryLayout<Int32>.size))
+        } else if let bufferSize {
+            socket.setBufferSize(bufferSize)
+        }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
