@@ -26,6 +26,8 @@ public func runApplet(_ type: ParsableCommand.Type, arguments: [String]) -> Neve
     do {
         let arguments = (type as? NormalizesArguments.Type)?.normalize(arguments) ?? arguments
         var command = try type.parseAsRoot(arguments)
+        // -v is read here, once, for every applet.
+        Program.verbose = (command as? VerboseApplet)?.isVerbose ?? false
         try command.run()
         Cleanup.exitProcess(ExitCode.success)
     } catch let error as RescueError {
@@ -54,6 +56,11 @@ public func runApplet(_ type: ParsableCommand.Type, arguments: [String]) -> Neve
     }
 }
 
+/// An applet with a -v/--verbose flag.
+public protocol VerboseApplet {
+    var isVerbose: Bool { get }
+}
+
 /// An applet whose command line needs rewriting before ArgumentParser
 /// sees it (busybox's glued `-pPASS`).
 public protocol NormalizesArguments {
@@ -77,4 +84,11 @@ public struct ByteCount: ExpressibleByArgument, CustomStringConvertible {
     }
     public var description: String { String(bytes) }
     public var defaultValueDescription: String { String(bytes) }
+}
+
+/// The one rule for `-T N` / `--threads N` in every applet (call from `validate()`).
+public func validateThreads(_ threads: Int?) throws {
+    if let threads, !(1...1024).contains(threads) {
+        throw ValidationError("--threads must be between 1 and 1024, not \(threads)")
+    }
 }

@@ -7,7 +7,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct Backup: ParsableCommand, NormalizesArguments {
+public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
+    public var isVerbose: Bool { connection.verbose }
+
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
     public static let configuration = CommandConfiguration(
@@ -56,7 +58,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
           rescuebox backup --used /dev/sda ftp://admin@nas/images/
-          rescuebox backup --tls --pin sha256//r1T0...= /dev/sda ftp://admin@nas/images/
+          backup --tls --pin sha256//r1T0...= /dev/sda ftp://admin@nas/img/
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
         """
     )
@@ -87,17 +89,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
     @Flag(name: .customLong("manifest"), help: "Also store NAME.lzo.json (sizes, device, times, SHA-256).")
     var manifest = false
 
-    @Flag(name: .customLong("mkdirs"), help: "Create missing remote directories.")
-    var mkdirs = false
-
-    @Flag(name: .customLong("in-place"), help: "Write NAME.lzo directly instead of NAME.lzo.part then rename.")
-    var inPlace = false
-
-    @Flag(name: .customLong("keep-partial"), help: "Keep the partial remote file when the backup fails.")
-    var keepPartial = false
-
-    @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing NAME.lzo on the server.")
-    var noClobber = false
+    @OptionGroup var remote: RemoteFileOptions
 
     @Flag(name: .customLong("used"), help: "Read only the blocks the filesystems use; free space becomes zeros, unread.")
     var used = false
@@ -123,7 +115,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
     public init() {}
 
     public func validate() throws {
-        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024") }
+        try validateThreads(threads)
         if retries < 0 { throw ValidationError("--retries must be 0 or more") }
         if usedMap != nil && !used { throw ValidationError("--used-map needs --used") }
         if used && (skip != nil || count != nil) { throw ValidationError("--used reads a whole device: no --skip or --count") }
@@ -134,7 +126,6 @@ public struct Backup: ParsableCommand, NormalizesArguments {
     }
 
     public func run() throws {
-        Program.verbose = connection.verbose
         let names = try FTPConnectionOptions.names(arguments)
         guard names.count == 2 else { throw RescueError.usage("give SOURCE and DEST (got \(names.count) arguments)") }
         let source = names[0], destination = names[1]
@@ -150,7 +141,6 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         options.retries = retries
         options.idleLimit = idle
         options.manifest = manifest
-        options.keepPartial = keepPartial
         options.progress = connection.progress
         options.toolVersion = rescueboxVersion
         options.used = used
@@ -164,12 +154,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
             }
             try SafeUpload.validate(remotePath: url.path)
             let credentials = try connection.credentials(for: url)
-            var upload = SafeUploadOptions()
-            upload.mkdirs = mkdirs
-            upload.inPlace = inPlace
-            upload.keepPartial = keepPartial
-            upload.noClobber = noClobber
-            options.upload = UploadTarget(server: try connection.server(url, credentials), remotePath: url.path, options: upload)
+            options.upload = UploadTarget(server: try connection.server(url, credentials), remotePath: url.path,
+                                          options: remote.uploadOptions)
         } else if destination != "-" {
             options.localOutput = destination.hasSuffix("/")
                 ? destination + DeviceInfo.defaultImageName(source: source, now: now) : destination

@@ -1,12 +1,15 @@
 import ArgumentParser
 import DiskLayout
+import Imaging
 import LZOP
 import RescueCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public struct Ddz: ParsableCommand {
+public struct Ddz: ParsableCommand, VerboseApplet {
+    public var isVerbose: Bool { verbose }
+
     public static let configuration = CommandConfiguration(
         commandName: "ddz",
         abstract: "Image a disk or file into an lzop stream, or restore one (-d).",
@@ -151,9 +154,7 @@ public struct Ddz: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if let threads, !(1...1024).contains(threads) {
-            throw ValidationError("--threads must be between 1 and 1024, not \(threads)")
-        }
+        try validateThreads(threads)
         if decompress || test {
             if bs != nil || skip != nil || count != nil || noError || noDirect || badMap != nil {
                 throw ValidationError("--bs, --skip, --count, --noerror, --badmap and --no-direct apply to compression only")
@@ -171,7 +172,6 @@ public struct Ddz: ParsableCommand {
     }
 
     public func run() throws {
-        Program.verbose = verbose
         if index {
             guard let input, input != "-", output == nil, !decompress, !test else {
                 throw RescueError.usage("--index needs one lzop FILE (and no -o, -d or -t)")
@@ -184,127 +184,14 @@ public struct Ddz: ParsableCommand {
                                  threads: threads, progress: progress, force: force).run()
             return
         }
-        try DdzCompressJob(
+        let badBytes = try DdzCompressJob(
             input: input == "-" ? nil : input, output: output == "-" ? nil : output,
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
             threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 1 << 20),
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: !noDirect, noError: noError,
             badMap: badMap, progress: progress, force: force, used: used, usedMap: usedMap
         ).run()
+        if badBytes > 0 { throw AppletExit(ExitCode.failure) }
     }
 }
 
-/// `ddz` compression: input -> DiskReader -> ParallelCompressor -> stdout or -o FILE.
-struct DdzCompressJob {
-    var input: String?
-    var output: String?
-    var options: LzopCompressionOptions
-    var threads: Int
-    var requestSize: Int
-    var skip: UInt64
-    var count: UInt64?
-    var direct: Bool
-    var noError: Bool
-    var badMap: String?
-    var progress: Bool
-    var force: Bool
-    var used = false
-    var usedMap: String? = nil
-
-    func run() throws {
-        if input == nil && isTerminal(0) {
-            throw RescueError.usage("no input: name a device or file, or pipe data into stdin")
-        }
-        if output == nil && isTerminal(1) && !force {
-            throw RescueError("stdout", "write", "compressed data not written to a terminal (use -o FILE, a pipe, or -f)")
-        }
-        if let input, input != "-" { try MountTable.refuseMountedReadWrite(input, force: force) }
-        let reader = try DiskReader.open(input, skip: skip, count: count, requestSize: requestSize, direct: direct)
-        reader.noError = noError
-        if used, let input {
-            let map = try prepareUsedRead(reader, path: input)
-            if let usedMap { try writeUsedMap(map, to: usedMap) }
-        }
-        if noError && !reader.isSeekable {
-            printError("\(reader.name): --noerror needs a device or file; read errors on a pipe stop the job")
-        }
-        if reader.isDirect {
-            printVerbose("\(reader.name): reading with O_DIRECT in \(formatBytes(UInt64(requestSize), binary: true)) requests")
-        }
-
-        let (sink, outFile, cleanupToken) = try openOutput(reader: reader)
-        let header = LzopEncoderHeader.forInput(options: options, path: reader.isStandardInput ? nil : input,
-                                                status: reader.status, toStdout: output == nil)
-        let compressor = ParallelCompressor(options: options, threads: threads, header: header)
-
-        let meter = ProgressMeter(label: "ddz", total: reader.totalSize, forced: progress)
-        reader.onBadRange = { range in
-            meter.finish()
-            printError("\(reader.name): unreadable: bytes \(range.offset)-\(range.offset + range.length - 1) "
-                       + "(\(range.length) bytes) written as zeros")
-        }
-        let stopwatch = Stopwatch()
-        let summary: ParallelCompressor.Summary
-        do {
-            summary = try compressor.run(reader: reader, sink: sink, onProgress: { inBytes, outBytes in
-                meter.update(processed: inBytes, written: outBytes)
-            })
-            if let outFile { try outFile.close() }
-        } catch {
-            meter.finish()
-            throw error
-        }
-        // The index before the output counts as done: a failure removes both.
-        if let indexer = sink as? LzopStreamIndexer, let output {
-            try writeLzopIndexFile(try indexer.finish(), to: output + ".index")
-        }
-        if let cleanupToken { Cleanup.unregister(cleanupToken) }
-        let seconds = stopwatch.elapsed
-        meter.finish()
-        var line = summaryLine(bytes: summary.inputBytes, seconds: seconds, verb: "read")
-        line += "; \(summary.outputBytes) bytes (\(formatBytes(summary.outputBytes))) written"
-        line += ", ratio \(formatRatio(input: summary.inputBytes, output: summary.outputBytes))"
-        printStderr(line)
-        if used { printStderr(usedSummaryLine(reader)) }
-        printVerbose("\(summary.blocks) blocks: \(summary.zeroBlocks) all-zero, \(summary.storedBlocks) stored raw; "
-                     + "\(threads) worker threads, O_DIRECT \(reader.isDirect ? "on" : "off")")
-        if let badMap {
-            let map = ddrescueMapfile(start: reader.skip, length: summary.inputBytes, bad: reader.badRanges,
-                                      commandLine: processArguments().joined(separator: " "))
-            let file = try OpenFile.open(badMap, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
-            try file.writeAll(Array(map.utf8))
-            try file.close()
-        }
-        if reader.badBytes > 0 {
-            printError("\(reader.name): \(reader.badBytes) unreadable bytes in \(reader.badRanges.count) ranges written as zeros")
-            throw AppletExit(ExitCode.failure)
-        }
-    }
-
-    /// stdout, or -o FILE: a new file (O_EXCL unless -f), or an existing
-    /// device/file with -f. A file we create or truncate is removed again
-    /// if the job fails or is interrupted.
-    private func openOutput(reader: DiskReader) throws -> (ByteSink, OpenFile?, Int?) {
-        guard let output else { return (OpenFile.standardOutput, nil, nil) }
-        var st = stat()
-        let exists = stat(output, &st) == 0
-        if exists {
-            if !reader.isStandardInput, st.st_dev == reader.status.st_dev, st.st_ino == reader.status.st_ino {
-                throw RescueError(output, "open", "is the input; refusing to overwrite it")
-            }
-            if st.st_mode & S_IFMT == S_IFDIR { throw RescueError(output, "open", errno: EISDIR) }
-            if !force { throw RescueError(output, "open", "already exists; not overwritten (use -f)") }
-        }
-        let isRegular = !exists || st.st_mode & S_IFMT == S_IFREG
-        let file = try OpenFile.open(output, .writeOnly,
-                                     options: isRegular ? (exists ? [.create, .truncate] : [.create, .exclusiveCreate]) : [],
-                                     permissions: [.ownerReadWrite])
-        var token: Int? = nil
-        if isRegular {
-            token = Cleanup.register { _ = unlink(output) }
-            // A regular file gets its block index beside it (FILE.index).
-            return (LzopStreamIndexer(passingTo: file), file, token)
-        }
-        return (file, file, token)
-    }
-}

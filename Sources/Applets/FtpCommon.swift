@@ -138,7 +138,6 @@ public struct FTPConnectionOptions: ParsableArguments {
     /// The server, login, timeouts and -v trace for `url`: what every
     /// session of the job is opened from.
     public func server(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPServerConfig {
-        Program.verbose = verbose
         return FTPServerConfig(host: url.host, port: url.port, credentials: credentials, timeouts: try timeouts(),
                                trace: verbose ? { printError($0) } : nil, tls: try tlsOptions(for: url))
     }
@@ -156,7 +155,6 @@ public struct FTPConnectionOptions: ParsableArguments {
     /// the last) or `URL [LOCAL]` into the URL and the LOCAL argument.
     public func transferArguments(_ raw: [String], usage: String, remoteIndex: Int) throws -> (FTPURL, String?) {
         protectPassword()
-        Program.verbose = verbose
         _ = try timeouts()
         let arguments = try FTPConnectionOptions.names(raw)
         guard let first = arguments.first else { throw RescueError.usage("no HOST or URL given") }
@@ -227,4 +225,31 @@ func uploadNotes(_ outcome: UploadOutcome, remote: String) -> String {
     }
     if case .unverifiable = outcome.verification { notes += "; not verified (the server does not tell sizes)" }
     return notes
+}
+
+/// How a remote file is written, for every applet that uploads (ftpput, backup).
+public struct RemoteFileOptions: ParsableArguments {
+    @Flag(name: .customLong("mkdirs"), help: "Create missing remote directories.")
+    public var mkdirs = false
+
+    @Flag(name: .customLong("in-place"), help: "Write the remote file directly instead of NAME.part, then rename.")
+    public var inPlace = false
+
+    @Flag(name: .customLong("keep-partial"), help: "Keep the partial remote file when the transfer fails.")
+    public var keepPartial = false
+
+    @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing remote file (by default the rename replaces it).")
+    public var noClobber = false
+
+    public init() {}
+
+    /// The FTP library's options for these flags.
+    public var uploadOptions: SafeUploadOptions {
+        var options = SafeUploadOptions()
+        options.mkdirs = mkdirs
+        options.inPlace = inPlace
+        options.keepPartial = keepPartial
+        options.noClobber = noClobber
+        return options
+    }
 }

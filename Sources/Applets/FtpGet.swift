@@ -5,7 +5,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct FtpGet: ParsableCommand, NormalizesArguments {
+public struct FtpGet: ParsableCommand, NormalizesArguments, VerboseApplet {
+    public var isVerbose: Bool { connection.verbose }
+
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
     public static let configuration = CommandConfiguration(
@@ -30,7 +32,7 @@ public struct FtpGet: ParsableCommand, NormalizesArguments {
           ftpget backup.lan sda.img.lzo images/sda.img.lzo
           ftpget ftp://admin@nas/images/sda.lzo - | ddz -d -o /dev/sda
           ftpget -c --progress ftp://admin@nas/images/big.iso
-          ftpget --pin sha256//r1T0...= ftps://admin@nas/images/sda.lzo - | ddz -d -o /dev/sda
+          ftpget --pin sha256//r1T0...= ftps://admin@nas/sda.lzo - | ddz -d
           FTP_PASSWORD=s3cret ftpget -u admin nas:2121 "my file.bin" "dir/my file.bin"
         """
     )

@@ -5,7 +5,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct FtpPut: ParsableCommand, NormalizesArguments {
+public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
+    public var isVerbose: Bool { connection.verbose }
+
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
     public static let configuration = CommandConfiguration(
@@ -52,17 +54,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
           help: "Resume an interrupted upload of the same file or device (SIZE, then REST+STOR or APPE).")
     var resume = false
 
-    @Flag(name: .customLong("in-place"), help: "Write REMOTE directly instead of REMOTE.part then rename.")
-    var inPlace = false
-
-    @Flag(name: .customLong("keep-partial"), help: "Keep the partial remote file when the upload fails.")
-    var keepPartial = false
-
-    @Flag(name: .customLong("mkdirs"), help: "Create missing remote directories.")
-    var mkdirs = false
-
-    @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing REMOTE (by default the rename replaces it).")
-    var noClobber = false
+    @OptionGroup var remote: RemoteFileOptions
 
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("HOST[:PORT] REMOTE [LOCAL], or URL [LOCAL].", valueName: "ARGS"))
     var arguments: [String] = []
@@ -82,12 +74,9 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
         if local == nil || local == "-", isTerminal(0) {
             throw RescueError.usage("no LOCAL file given and stdin is a terminal (to upload a file of the same name, give it twice: ftpput HOST NAME NAME)")
         }
-        var options = SafeUploadOptions()
-        options.inPlace = inPlace
-        options.keepPartial = keepPartial || resume  // a failed -c run keeps its partial file for the next one
+        var options = remote.uploadOptions
+        options.keepPartial = options.keepPartial || resume  // a failed -c run keeps its partial file for the next one
         options.resume = resume
-        options.mkdirs = mkdirs
-        options.noClobber = noClobber
         try SafeUpload.validate(remotePath: url.path, options: options)
         if let local { try checkSafeForControl(local, what: "local name") }
         let credentials = try connection.credentials(for: url)

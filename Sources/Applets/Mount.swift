@@ -3,7 +3,9 @@ import FTP
 import RescueCore
 import SeekableImage
 
-public struct Mount: ParsableCommand {
+public struct Mount: ParsableCommand, VerboseApplet {
+    public var isVerbose: Bool { connection.verbose }
+
     public static let configuration = CommandConfiguration(
         commandName: "mount",
         abstract: "Mount an lzop disk image read-only (local or on an FTP server) to read files without a restore.",
@@ -58,10 +60,10 @@ public struct Mount: ParsableCommand {
 
     public init() {}
 
+    public func validate() throws { try validateThreads(threads) }
+
     public func run() throws {
-        Program.verbose = connection.verbose
         guard (1...64).contains(sessions) else { throw RescueError.usage("--sessions must be between 1 and 64") }
-        if let threads, !(1...1024).contains(threads) { throw RescueError.usage("--threads must be between 1 and 1024") }
         var options = MountOptions()
         options.foreground = foreground
         options.scan = scan

@@ -5,7 +5,9 @@ import RescueCore
 import Glibc
 #endif
 
-public struct NtpLeap: ParsableCommand {
+public struct NtpLeap: ParsableCommand, VerboseApplet {
+    public var isVerbose: Bool { verbose }
+
     public static let configuration = CommandConfiguration(
         commandName: "ntpleap",
         abstract: "Make ntpd leap-second safe (disable kernel), idempotently, with a backup.",
@@ -138,7 +140,6 @@ public struct NtpLeap: ParsableCommand {
     }
 
     public func run() throws {
-        Program.verbose = verbose
         let report = LeapJob(options).run()
         if json {
             // Errors stay one line on stderr; everything else is in the object.

@@ -3,7 +3,9 @@ import FTP
 import Imaging
 import RescueCore
 
-public struct Restore: ParsableCommand, NormalizesArguments {
+public struct Restore: ParsableCommand, NormalizesArguments, VerboseApplet {
+    public var isVerbose: Bool { connection.verbose }
+
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
     public static let configuration = CommandConfiguration(
@@ -60,13 +62,13 @@ public struct Restore: ParsableCommand, NormalizesArguments {
 
     public init() {}
 
+    public func validate() throws { try validateThreads(threads) }
+
     public func run() throws {
-        Program.verbose = connection.verbose
         let names = try FTPConnectionOptions.names(arguments)
         guard names.count == 2 else { throw RescueError.usage("give SOURCE and TARGET (got \(names.count) arguments)") }
         let source = names[0], target = names[1]
         if retries < 0 { throw RescueError.usage("--retries must be 0 or more") }
-        if let threads, !(1...1024).contains(threads) { throw RescueError.usage("--threads must be between 1 and 1024") }
         var options = RestoreOptions(target: target)
         options.threads = threads ?? WorkerThread.onlineProcessors
         options.sparse = !noSparse

@@ -2,7 +2,9 @@ import ArgumentParser
 import RescueCore
 import ZeroFill
 
-public struct ZeroFillCommand: ParsableCommand {
+public struct ZeroFillCommand: ParsableCommand, VerboseApplet {
+    public var isVerbose: Bool { verbose }
+
     public static let configuration = CommandConfiguration(
         commandName: "zerofill",
         abstract: "Overwrite a mounted filesystem's free space with zeros.",
@@ -70,7 +72,6 @@ public struct ZeroFillCommand: ParsableCommand {
     }
 
     public func run() throws {
-        Program.verbose = verbose
         var options = ZeroFillOptions()
         options.reserve = reserve?.bytes ?? 0
         options.maximum = maximum?.bytes

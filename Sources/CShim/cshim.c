@@ -2,8 +2,12 @@
 #include "cshim.h"
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/timex.h>
+#include <sys/vfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 int rb_o_direct(void) { return O_DIRECT; }
 int rb_o_tmpfile(void) { return O_TMPFILE; }
@@ -11,7 +15,6 @@ int rb_o_cloexec(void) { return O_CLOEXEC; }
 
 int rb_blkdev_size(int fd, uint64_t *bytes) { return ioctl(fd, BLKGETSIZE64, bytes); }
 int rb_blkdev_sector_size(int fd, int *bytes) { return ioctl(fd, BLKSSZGET, bytes); }
-int rb_blkdev_flush(int fd) { return ioctl(fd, BLKFLSBUF, 0); }
 
 int rb_fitrim(int fd, uint64_t minlen, uint64_t *trimmed) {
     struct fstrim_range range = { .start = 0, .len = UINT64_MAX, .minlen = minlen };
@@ -49,8 +52,6 @@ int rb_adjtimex_status(int set, int new_status, int *status, int *time_state) {
 int rb_sta_ins(void) { return STA_INS; }
 int rb_sta_del(void) { return STA_DEL; }
 
-#include <stdlib.h>
-#include <unistd.h>
 
 static int saved_argc;
 static char **saved_argv;
@@ -73,11 +74,9 @@ static void rb_early_init(int argc, char **argv, char **envp) {
 int rb_argc(void) { return saved_argc; }
 char **rb_argv(void) { return saved_argv; }
 
-#include <sys/vfs.h>
 long rb_fstatfs_type(int fd) { struct statfs s; return fstatfs(fd, &s) == 0 ? (long)s.f_type : -1; }
 long rb_statfs_type(const char *path) { struct statfs s; return statfs(path, &s) == 0 ? (long)s.f_type : -1; }
 
-#include <sys/xattr.h>
 ssize_t rb_flistxattr(int fd, char *list, size_t size) { return flistxattr(fd, list, size); }
 ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size) { return fgetxattr(fd, name, value, size); }
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size) { return fsetxattr(fd, name, value, size, 0); }

@@ -23,7 +23,6 @@ public struct BackupOptions {
     public var retryDelay = 2.0
     public var idleLimit = 120.0
     public var manifest = false
-    public var keepPartial = false
     public var progress = false
     public var toolVersion = ""
     /// Start at this source offset; read at most `count` bytes.
@@ -88,11 +87,7 @@ public final class BackupJob {
         let header = LzopEncoderHeader.forInput(options: options.compression, path: reader.isStandardInput ? nil : options.source,
                                                 status: reader.status, toStdout: false)
         let meter = ProgressMeter(label: "backup", total: reader.totalSize, forced: options.progress)
-        reader.onBadRange = { range in
-            meter.finish()
-            printError("\(reader.name): unreadable: bytes \(range.offset)-\(range.offset + range.length - 1) "
-                       + "(\(range.length) bytes) written as zeros")
-        }
+        reader.reportBadRanges(meter: meter)
         let started = Int(time(nil))
         let clock = Stopwatch()
         var result: BackupResult
@@ -291,12 +286,16 @@ public final class BackupJob {
 
     private func writeLocally(reader: DiskReader, header: LzopEncoderHeader, meter: ProgressMeter) throws -> BackupResult {
         let outFile: OpenFile
-        var cleanup: Int?
-        var temp: String?
+        var part: OutputFile?
         if let path = options.localOutput {
-            temp = path + ".part"
-            outFile = try OpenFile.open(temp!, .writeOnly, options: [.create, .truncate], permissions: [.ownerReadWrite])
-            cleanup = Cleanup.register { _ = unlink(temp!) }
+            // The rule of ddz -o (OutputFile), for DEST.part; DEST itself is
+            // replaced at the end only when it did not exist or with -f.
+            var st = stat()
+            if stat(path, &st) == 0 && !options.force {
+                throw RescueError(path, "open", "already exists; not overwritten (use -f)")
+            }
+            part = try OutputFile(path + ".part", force: options.force, input: reader.isStandardInput ? nil : reader.status)
+            outFile = part!.file
         } else {
             if isTerminal(1) { throw RescueError("stdout", "write", "compressed data not written to a terminal (give a file or ftp:// URL)") }
             outFile = .standardOutput
@@ -304,21 +303,26 @@ public final class BackupJob {
         let sink = RegeneratingSink(inner: outFile, position: 0, skipUntil: 0,
                                     hash: options.manifest ? { [unowned self] in hash($0, at: $1) } : nil)
         let compressor = ParallelCompressor(options: options.compression, threads: options.threads, header: header)
-        try compressor.run(reader: reader, sink: sink, onProgress: { inBytes, _ in
-            meter.update(processed: inBytes, written: sink.position)
-        })
-        if let temp, let path = options.localOutput {
-            try outFile.sync()
-            try outFile.close()
-            // The block index (for mount) first: a failure leaves neither.
-            try writeLzopIndexFile(for: temp, indexPath: path + ".index")
-            if rename(temp, path) != 0 {
-                let err = lastErrno()
-                _ = unlink(path + ".index")
-                throw RescueError(path, "rename from \(temp)", errno: err)
+        do {
+            try compressor.run(reader: reader, sink: sink, onProgress: { inBytes, _ in
+                meter.update(processed: inBytes, written: sink.position)
+            })
+            if let part, let path = options.localOutput {
+                try outFile.sync()
+                try outFile.close()
+                // The block index (for mount) first: a failure leaves neither.
+                try writeLzopIndexFile(for: part.path, indexPath: path + ".index")
+                if rename(part.path, path) != 0 {
+                    let err = lastErrno()
+                    _ = unlink(path + ".index")
+                    throw RescueError(path, "rename from \(part.path)", errno: err)
+                }
+                part.keep()
             }
+        } catch {
+            part?.discard()
+            throw error
         }
-        if let cleanup { Cleanup.unregister(cleanup) }
         return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,
                             badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
     }

@@ -64,6 +64,16 @@ public final class DiskReader {
     /// Called with each unreadable range once the failed request around it
     /// has been recovered (adjacent bad sectors merged into one range).
     public var onBadRange: ((BadRange) -> Void)?
+
+    /// The one way --noerror reports a bad range: the meter's line is
+    /// cleared, then `DEV: unreadable: bytes A-B (N bytes) written as zeros`.
+    public func reportBadRanges(meter: ProgressMeter) {
+        onBadRange = { [name] range in
+            meter.finish()
+            printError("\(name): unreadable: bytes \(range.offset)-\(range.offset + range.length - 1) "
+                       + "(\(range.length) bytes) written as zeros")
+        }
+    }
     public private(set) var badRanges: [BadRange] = []
     public private(set) var badBytes: UInt64 = 0
 

@@ -223,3 +223,49 @@ public final class ImageWriter: ZeroRunSink {
         stage.count = 0
     }
 }
+
+/// The one rule for a compressed output file (`ddz -o FILE`, `backup
+/// SOURCE FILE`): a new file is created with O_EXCL; an existing one is
+/// replaced only with `force` (never the input itself, never a directory);
+/// a device is written in place. A file this run created or truncated is
+/// removed again if the job fails or is interrupted, until `keep()`.
+public final class OutputFile {
+    public let path: String
+    public let file: OpenFile
+    /// A regular file (it gets a `.index` beside it, and is removed on failure).
+    public let isRegular: Bool
+    private var cleanupToken: Int?
+
+    public init(_ path: String, force: Bool, input: stat? = nil) throws {
+        var st = stat()
+        let exists = stat(path, &st) == 0
+        if exists {
+            if let input, st.st_dev == input.st_dev, st.st_ino == input.st_ino {
+                throw RescueError(path, "open", "is the input; refusing to overwrite it")
+            }
+            if st.st_mode & S_IFMT == S_IFDIR { throw RescueError(path, "open", errno: EISDIR) }
+            if !force { throw RescueError(path, "open", "already exists; not overwritten (use -f)") }
+        }
+        isRegular = !exists || st.st_mode & S_IFMT == S_IFREG
+        file = try OpenFile.open(path, .writeOnly,
+                                 options: isRegular ? (exists ? [.create, .truncate] : [.create, .exclusiveCreate]) : [],
+                                 permissions: [.ownerReadWrite])
+        self.path = path
+        if isRegular { cleanupToken = Cleanup.register { _ = unlink(path) } }
+    }
+
+    /// The job succeeded: the file stays.
+    public func keep() {
+        if let cleanupToken { Cleanup.unregister(cleanupToken) }
+        cleanupToken = nil
+    }
+
+    /// The job failed: remove the file now (a device keeps what was written).
+    public func discard() {
+        try? file.close()
+        guard let cleanupToken else { return }
+        Cleanup.unregister(cleanupToken)
+        self.cleanupToken = nil
+        _ = unlink(path)
+    }
+}

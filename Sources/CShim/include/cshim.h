@@ -3,6 +3,7 @@
 /* Linux interfaces Swift cannot import directly: variadic ioctl/fcntl calls
    and flag macros built from other macros. Each returns -1 and sets errno
    on failure, like the call it wraps. */
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,8 +15,6 @@ int rb_o_cloexec(void);
 int rb_blkdev_size(int fd, uint64_t *bytes);
 /* BLKSSZGET: logical sector size */
 int rb_blkdev_sector_size(int fd, int *bytes);
-/* BLKFLSBUF */
-int rb_blkdev_flush(int fd);
 /* FITRIM over the whole filesystem; *trimmed receives the bytes trimmed. */
 int rb_fitrim(int fd, uint64_t minlen, uint64_t *trimmed);
 /* FS_IOC_GETFLAGS / FS_IOC_SETFLAGS */
@@ -30,7 +29,6 @@ int rb_terminal_columns(int fd);
 int rb_adjtimex_status(int set, int new_status, int *status, int *time_state);
 int rb_sta_ins(void);
 int rb_sta_del(void);
-#endif
 
 /* The process's real argc/argv, captured by a constructor. A static binary
    in a chroot without /proc cannot get them from the Swift runtime
@@ -45,7 +43,6 @@ long rb_statfs_type(const char *path);
 
 /* Extended attributes (security.selinux, POSIX ACLs) for ntpleap's safe
    write: <sys/xattr.h> is not in Swift's Glibc module. */
-#include <stddef.h>
 ssize_t rb_flistxattr(int fd, char *list, size_t size);
 ssize_t rb_fgetxattr(int fd, const char *name, void *value, size_t size);
 int rb_fsetxattr(int fd, const char *name, const void *value, size_t size);
@@ -56,3 +53,5 @@ int rb_syncfs(int fd);
    (plus SPLICE_F_MORE when more data follows). F_SETPIPE_SZ. */
 long rb_splice(int fd_in, int fd_out, unsigned long len, int more);
 int rb_set_pipe_size(int fd, int size);
+
+#endif
