@@ -5,7 +5,7 @@ import TestSupport
 /// The built binary as a user meets it: dispatch, --list, --install, links,
 /// and the static binary alone in an empty chroot.
 final class MultiCallTests: XCTestCase {
-    let applets = ["ddz", "ftpput", "ftpget", "zerofill", "ntpleap", "backup", "restore"]
+    let applets = ["ddz", "ftpput", "ftpget", "zerofill", "ntpleap", "backup", "restore", "mount"]
 
     func testListAndVersion() throws {
         let bin = try rescueboxBinary()

@@ -46,7 +46,9 @@ final class DecodeImageWriterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try allocated(path), 2 << 20)
     }
 
-    func testExistingFileNeedsForceAndAbandonRemoves() throws {
+    /// An existing file is replaced only with -f, and a failure leaves it
+    /// (this run did not create it); a file this run created is removed.
+    func testExistingFileNeedsForceAndAbandonRemovesOnlyWhatItCreated() throws {
         let dir = TempDir("imagewriter")
         let path = dir.file("img")
         try Data("old".utf8).write(to: URL(fileURLWithPath: path))
@@ -56,7 +58,12 @@ final class DecodeImageWriterTests: XCTestCase {
         let w = try ImageWriter.open(path, force: true)
         try Data("new".utf8).withUnsafeBytes { try w.write($0) }
         w.abandon()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path))
+        let created = dir.file("created")
+        let c = try ImageWriter.open(created)
+        try Data("new".utf8).withUnsafeBytes { try c.write($0) }
+        c.abandon()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: created))
         XCTAssertThrowsError(try ImageWriter.open(dir.path)) {
             XCTAssertEqual(($0 as? RescueError)?.description, "\(dir.path): open: is a directory")
         }
