@@ -115,9 +115,10 @@ final class BadInputTests: XCTestCase {
         try shOK("head -c 8M /dev/urandom > '\(work.file("data"))'")
         for command in ["ddz", "backup"] {
             let tail = command == "backup" ? " -" : ""
-            let r = try sh("'\(bin)' \(command) '\(work.file("data"))'\(tail) 2>'\(work.file("err"))' | head -c1 >/dev/null; "
-                           + "echo ${PIPESTATUS[0]}", timeout: 60)
-            _ = r
+            // bash: PIPESTATUS is the exit status of rescuebox, not of head.
+            let r = try runProgram("/bin/bash", ["-c", "'\(bin)' \(command) '\(work.file("data"))'\(tail) 2>'\(work.file("err"))' "
+                                                 + "| head -c1 >/dev/null; echo ${PIPESTATUS[0]}"], timeout: 60)
+            XCTAssertEqual(r.stdoutText, "1\n", "\(command): exit status (stderr \(r.stderr))")
             let err = try String(contentsOfFile: work.file("err"), encoding: .utf8)
             XCTAssertEqual(err.split(separator: "\n").count, 1, "\(command): \(err)")
             XCTAssertTrue(err.contains("Broken pipe"), "\(command): \(err)")
