@@ -21,9 +21,11 @@ let package = Package(
             "CShim", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "LZOP", dependencies: ["RescueCore", "CLZO", "CZlib"]),
-        .target(name: "FTP", dependencies: ["RescueCore"]),
-        .target(name: "ZeroFill", dependencies: ["RescueCore"]),
-        .target(name: "NTPConf", dependencies: ["RescueCore"]),
+        .target(name: "FTP", dependencies: [
+            "RescueCore", "CShim", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        .target(name: "ZeroFill", dependencies: ["RescueCore", "CShim"]),
+        .target(name: "NTPConf", dependencies: ["RescueCore", "CShim"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
         .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
         .target(name: "Applets", dependencies: [

@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 # Debian packages the build and the tests use (real tools as oracles and peers).
+# proftpd and pure-ftpd conflict with vsftpd as packages: only their shared
+# libraries are installed here; scripts/ftpd-unpack.sh unpacks them below.
 packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
-          e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr)
+          e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr
+          openssl libhiredis0.14 libmemcached11 libmemcachedutil2 libsodium23 libpcre2-posix3)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,10 +21,25 @@ if ((${#missing[@]})); then
         echo "test.sh: installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq >/dev/null
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # No package starts a service (vsftpd would listen on port 21 of
+        # every address): a temporary policy-rc.d refuses, as in containers.
+        policy=
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+        fi
+        installed=0
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null && installed=1
+        [ -z "$policy" ] || rm -f "$policy"
+        ((installed)) || { echo "test.sh: apt-get install failed" >&2; exit 1; }
     else
         echo "test.sh: missing packages (tests needing them will skip): ${missing[*]}" >&2
     fi
+fi
+# proftpd and pure-ftpd for the interop tests (FtpInteropTests), without
+# installing them as services: apt-get download + dpkg -x.
+if [ "$(id -u)" = 0 ]; then
+    scripts/ftpd-unpack.sh
 fi
 
 ./build-static.sh

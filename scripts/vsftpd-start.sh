@@ -6,66 +6,36 @@
 #   FTP_DIR FTP_HOST FTP_PORT FTP_USER FTP_PASS FTP_HOME FTP_ANON FTP_PID
 # (use: eval "$(scripts/vsftpd-start.sh)"; ... ; scripts/vsftpd-stop.sh "$FTP_DIR").
 # The server runs in the foreground of a background job; vsftpd-stop.sh
-# kills it and removes the directory. Never listens outside loopback.
+# (or ftpd-stop.sh) kills it and removes the directory. Never listens
+# outside loopback. Options: those of ftpd-common.sh (--ipv6, --dir-base,
+# --home-size, --max-rate).
 set -euo pipefail
-ipv6=0
-base=/var/tmp
-while (($#)); do
-    case "$1" in
-        --ipv6) ipv6=1 ;;
-        --dir-base) base="$2"; shift ;;
-        *) echo "vsftpd-start.sh: unknown option $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-# Descriptors inherited from the caller (a test harness's pipes) must not
-# stay open in the long-running server, or the caller never sees EOF.
-for fd in $(ls /proc/$$/fd); do
-    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-done
+ftpd_name=vsftpd
+. "$(dirname "$0")/ftpd-common.sh"
+ftpd_extra_option() { return 1; }
+ftpd_parse_options "$@"
+ftpd_close_inherited_fds
 [ "$(id -u)" = 0 ] || { echo "vsftpd-start.sh: needs root (vsftpd, useradd)" >&2; exit 77; }
 vsftpd=/usr/sbin/vsftpd
 [ -x "$vsftpd" ] || { echo "vsftpd-start.sh: $vsftpd is not installed" >&2; exit 77; }
-
-user=rbftp
-pass=rb-ftp-test-pw
-if ! id "$user" >/dev/null 2>&1; then
-    useradd -M -d / -s /bin/sh "$user" 2>/dev/null || id "$user" >/dev/null
-fi
-[ "$(getent passwd "$user" | cut -d: -f6)" = / ] || usermod -d / "$user"
-echo "$user:$pass" | chpasswd
-if [ -f /etc/ftpusers ] && grep -qx "$user" /etc/ftpusers; then
-    sed -i "/^$user\$/d" /etc/ftpusers
-fi
+ftpd_ensure_user
 mkdir -p /var/run/vsftpd/empty
+ftpd_make_dir
 
-dir="$(mktemp -d "$base/rescuebox-vsftpd.XXXXXX")"
-chmod 755 "$dir"
-home="$dir/home"
-anon="$dir/anon"
-mkdir -p "$home" "$anon"
-chown "$user:" "$home"
-chmod 755 "$anon"
-
-free_port() {
-    python3 -c 'import socket,sys
-s=socket.socket(socket.AF_INET6 if sys.argv[1]=="1" else socket.AF_INET)
-s.bind(("::1" if sys.argv[1]=="1" else "127.0.0.1",0)); print(s.getsockname()[1])' "$ipv6"
-}
-
+rate=
+[ -n "$max_rate" ] && rate="local_max_rate=$max_rate"
+host="$(ftpd_host)"
 for attempt in 1 2 3 4 5; do
-    port="$(free_port)"
+    port="$(ftpd_free_port)"
     pasv=$((20000 + RANDOM % 40000))
     if ((ipv6)); then
         listen="listen=NO
 listen_ipv6=YES
 listen_address6=::1"
-        host=::1
     else
         listen="listen=YES
 listen_ipv6=NO
 listen_address=127.0.0.1"
-        host=127.0.0.1
     fi
     cat >"$dir/vsftpd.conf" <<CONF
 $listen
@@ -95,27 +65,17 @@ dual_log_enable=NO
 ftpd_banner=rescuebox test vsftpd
 max_clients=200
 max_per_ip=200
+$rate
 CONF
     "$vsftpd" "$dir/vsftpd.conf" >"$dir/stderr" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/vsftpd.pid"
-    # Wait until it answers (or died: port taken, bad config).
-    for _ in $(seq 1 100); do
-        if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        if python3 - "$host" "$port" <<'PY' 2>/dev/null; then
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-sys.exit(0 if s.recv(100).startswith(b"220") else 1)
-PY
-            printf 'FTP_DIR=%q\nFTP_HOST=%q\nFTP_PORT=%q\nFTP_USER=%q\nFTP_PASS=%q\nFTP_HOME=%q\nFTP_ANON=%q\nFTP_PID=%q\n' \
-                "$dir" "$host" "$port" "$user" "$pass" "$home" "$anon" "$pid"
-            exit 0
-        fi
-        sleep 0.1
-    done
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    if ftpd_wait_banner "$host" "$port" "$pid"; then
+        ftpd_started "$host" "$port" "$pid"
+        exit 0
+    fi
+    ftpd_stop_pid "$pid"
 done
 echo "vsftpd-start.sh: vsftpd did not start: $(cat "$dir/stderr")" >&2
-rm -rf "$dir"
+ftpd_remove_dir
 exit 1

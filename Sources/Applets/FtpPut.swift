@@ -83,7 +83,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
         }
         var options = SafeUploadOptions()
         options.inPlace = inPlace
-        options.keepPartial = keepPartial
+        options.keepPartial = keepPartial || resume  // a failed -c run keeps its partial file for the next one
         options.resume = resume
         options.mkdirs = mkdirs
         options.noClobber = noClobber
@@ -108,12 +108,19 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
         let clock = Stopwatch()
         var outcome: UploadOutcome
         do {
-            let offset = try upload.resumeOffset(sourceSize: source.size)
+            var offset = try upload.resumeOffset(sourceSize: source.size)
             if offset > 0 {
                 try source.file.seek(to: offset)
                 printError("resuming \(upload.displayName) at byte \(offset)")
             }
-            try upload.start(at: offset)
+            do {
+                try upload.start(at: offset)
+            } catch let error as RescueError where error.kind == .resumeRefused {
+                printError("\(upload.displayName): \(error.reason); uploading it again from the start")
+                offset = 0
+                try source.file.seek(to: 0)
+                try upload.start(at: 0)
+            }
             try copy(source, to: upload, offset: offset, meter: meter)
             try source.finish()
             outcome = try upload.commit()

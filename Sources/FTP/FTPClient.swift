@@ -322,7 +322,14 @@ public final class FTPClient {
         } catch let error as RescueError where error.kind == .serverRefused && isConnected
                     && error.replyCode != 452 && error.replyCode != 552 {
             trace?("(REST+STOR refused: \(error.reason); appending with APPE)")
-            return try openTransfer("APPE \(path)", restAt: nil, upload: true)
+            do {
+                return try openTransfer("APPE \(path)", restAt: nil, upload: true)
+            } catch var refused as RescueError where refused.kind == .serverRefused && isConnected
+                        && refused.replyCode != 452 && refused.replyCode != 552 {
+                refused.kind = .resumeRefused
+                refused.reason = "the server refuses to continue a file: REST+STOR and APPE refused (\(refused.reason))"
+                throw refused
+            }
         }
     }
 

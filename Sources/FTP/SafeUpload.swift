@@ -137,8 +137,12 @@ public final class SafeUpload: ByteSink {
 
     /// Opens the data connection at `offset` (REST+STOR, or APPE where the
     /// server refuses a restarted STOR) and arms the Cleanup action.
+    ///
+    /// A server that refuses to continue a file (`.resumeRefused`) leaves
+    /// the upload unstarted: the caller may rewind its source and call
+    /// `start(at: 0)` again.
     public func start(at offset: UInt64 = 0) throws {
-        precondition(!started, "SafeUpload.start called twice")
+        precondition(stream == nil && !isPaused, "SafeUpload.start while a transfer is open")
         started = true
         try SafeUpload.validate(remotePath: remotePath, options: options)
         try prepareDirectories()
@@ -282,8 +286,8 @@ public final class SafeUpload: ByteSink {
             stream.abort()
             self.stream = nil
         }
-        var notes: [String] = ["\(position) bytes sent"]
-        if startOffset > 0 { notes[0] += " (from offset \(startOffset))" }
+        var notes: [String] = [bytesSent == 0 ? "no bytes sent" : "\(bytesSent) bytes sent"]
+        if startOffset > 0 && bytesSent > 0 { notes[0] += " (from offset \(startOffset))" }
         if committed {
             notes.append("the upload itself completed")
         } else if !storedByThisRun {

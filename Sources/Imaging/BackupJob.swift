@@ -135,8 +135,12 @@ public final class BackupJob {
         var everTransferred = false
         var delay = options.retryDelay
         var inputBytes: UInt64 = 0
-        /// Where the previous session started: a reconnect must get further.
-        var previousStart: UInt64?
+        /// The most the server held after any failure: a retry must get further.
+        var bestHeld: UInt64?
+        /// The server's holding was already judged when the last attempt failed.
+        var judgedAtFailure = false
+        /// The server refuses REST+STOR and APPE: every session starts at 0.
+        var resumeRefused = false
         while true {
             var transferring = false
             do {
@@ -151,19 +155,31 @@ public final class BackupJob {
                         throw RescueError(target.displayName, "resume", "cannot learn how much of \(target.tempPath) the server holds (\(why))")
                             .with(kind: .serverRefused)
                     }
-                    if offset < UInt64(headerBytes.count) { offset = 0 }
-                    if let previousStart, offset <= previousStart {
-                        throw RescueError(target.displayName, "resume",
-                                          "no progress: the server still holds \(offset) bytes of \(target.tempPath) after reconnecting")
-                            .with(kind: .serverRefused)
+                    if !judgedAtFailure {
+                        if let best = bestHeld, offset <= best {
+                            throw RescueError(target.displayName, "resume",
+                                              "no progress: the server still holds \(offset) bytes of \(target.tempPath) after reconnecting")
+                                .with(kind: .serverRefused)
+                        }
+                        bestHeld = max(bestHeld ?? 0, offset)
+                    }
+                    if offset < UInt64(headerBytes.count) || resumeRefused { offset = 0 }
+                }
+                judgedAtFailure = false
+                if offset > 0 {
+                    do {
+                        try upload.begin(at: offset)
+                    } catch let error as RescueError where error.kind == .resumeRefused {
+                        printError("\(target.displayName): \(error.reason); sending the image again from the start")
+                        resumeRefused = true
+                        offset = 0
                     }
                 }
-                previousStart = offset
                 let (block, blockStart) = resumePoint(for: offset, headerLength: UInt64(headerBytes.count))
-                if attempt > 0 {
+                if attempt > 0 && offset > 0 {
                     printError("resuming at byte \(offset) (block \(block), source offset \(block * UInt64(LzopFormat.blockSize)))")
                 }
-                try upload.begin(at: offset)
+                if offset == 0 { try upload.begin(at: 0) }
                 transferring = true
                 everTransferred = true
                 let sink = RegeneratingSink(inner: upload, position: offset == 0 ? 0 : blockStart, skipUntil: offset,
@@ -189,13 +205,24 @@ public final class BackupJob {
                                     badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil, upload: outcome)
             } catch {
                 let rescue = error as? RescueError ?? RescueError(target.displayName, "upload", "\(error)")
-                let retry = !Cleanup.isInterrupted && reader.isSeekable && everTransferred && attempt < options.retries
+                var retry = !Cleanup.isInterrupted && reader.isSeekable && everTransferred && attempt < options.retries
                     && BackupJob.isWorthRetrying(rescue, transferring: transferring)
                 meter.finish()
+                // A server that refused the data but kept the session (451 on a
+                // full disk) is asked at once whether this attempt got further.
+                var final = rescue
+                if retry, rescue.kind == .serverRefused, let held = (try? upload.serverHolds())?.value {
+                    if let best = bestHeld, held <= best {
+                        retry = false
+                        final.reason += "; no progress: the server holds \(held) bytes of \(target.tempPath), as after the last failure"
+                    }
+                    bestHeld = max(bestHeld ?? 0, held)
+                    judgedAtFailure = true
+                }
                 guard retry else {
-                    var final = upload.fail(rescue, retrying: false)
-                    if attempt > 0 && rescue.kind == .connection { final.reason += " after \(attempt) reconnects" }
-                    throw final
+                    var failure = upload.fail(final, retrying: false)
+                    if attempt > 0 && rescue.kind == .connection { failure.reason += " after \(attempt) reconnects" }
+                    throw failure
                 }
                 let failure = upload.fail(rescue, retrying: true)
                 attempt += 1
@@ -213,7 +240,7 @@ public final class BackupJob {
     /// made no progress.
     static func isWorthRetrying(_ error: RescueError, transferring: Bool) -> Bool {
         switch error.kind {
-        case .source, .interrupted: return false
+        case .source, .interrupted, .resumeRefused: return false
         case .connection: return true
         case .serverRefused:
             guard let code = error.replyCode else { return false }

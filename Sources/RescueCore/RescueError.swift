@@ -75,6 +75,9 @@ public enum RescueErrorKind: Sendable, Equatable {
     /// The server answered with a reply code that refuses the request
     /// (`replyCode` says which).
     case serverRefused
+    /// The server will not continue a file where it ends (REST+STOR and
+    /// APPE both refused, as proftpd's default does): send it again from 0.
+    case resumeRefused
     /// The job was interrupted by a signal.
     case interrupted
 }

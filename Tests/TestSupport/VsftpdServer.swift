@@ -13,72 +13,25 @@ public func repositoryRoot() -> String {
 /// A private vsftpd on 127.0.0.1 (or ::1) and a free port, with a local
 /// user, a password and a temporary home; anonymous read-only access to
 /// `anonymousRoot`. Needs root (skips otherwise). `stop()` (or deinit)
-/// ends it and removes its directory.
+/// ends it and removes its directory. The common shape of the test servers
+/// (`TestFTPServer`, `ScriptedFTPServer`) is in FTPTestServers.swift.
 ///
 ///     let ftp = try VsftpdServer.start()
 ///     defer { ftp.stop() }
 ///     ... ftp://\(ftp.user)@\(ftp.host):\(ftp.port)/file, password ftp.password,
 ///     ... the file lands in \(ftp.home)/file
-public final class VsftpdServer {
-    public let host: String
-    public let port: Int
-    public let user: String
-    public let password: String
-    /// The user's login directory: uploads land here.
-    public let home: String
-    /// Anonymous users read from here.
-    public let anonymousRoot: String
-    public let directory: String
-    public let pid: Int32
-    private var stopped = false
-
-    /// `host:port` for the busybox-style argument (`[::1]:port` for IPv6).
-    public var hostPort: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    /// `ftp://user@host:port` (no trailing slash, no password).
-    public var urlBase: String { "ftp://\(user)@\(hostPort)" }
-
+public final class VsftpdServer: ScriptedFTPServer {
     public static func start(ipv6: Bool = false) throws -> VsftpdServer {
-        try requireRoot("vsftpd needs root to run and a local user to be created")
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/vsftpd") else {
+            try requireRoot("vsftpd needs root to run and a local user to be created")
             throw XCTSkip("vsftpd is not installed")
         }
-        let script = repositoryRoot() + "/scripts/vsftpd-start.sh"
-        let r = try runProgram("/bin/bash", [script] + (ipv6 ? ["--ipv6"] : []), timeout: 60)
-        if r.status == 77 { throw XCTSkip("vsftpd-start.sh: \(r.stderr)") }
-        guard r.status == 0 else { throw XCTSkip("vsftpd did not start: \(r.stderr)") }
-        var values: [String: String] = [:]
-        for line in r.stdoutText.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
-            if parts.count == 2 { values[parts[0]] = parts[1].replacingOccurrences(of: "\\", with: "") }
-        }
-        guard let dir = values["FTP_DIR"], let host = values["FTP_HOST"], let port = Int(values["FTP_PORT"] ?? ""),
-              let user = values["FTP_USER"], let pass = values["FTP_PASS"], let home = values["FTP_HOME"],
-              let anon = values["FTP_ANON"], let pid = Int32(values["FTP_PID"] ?? "") else {
-            throw XCTSkip("vsftpd-start.sh printed something unexpected: \(r.stdoutText)")
-        }
-        return VsftpdServer(host: host, port: port, user: user, password: pass, home: home,
-                            anonymousRoot: anon, directory: dir, pid: pid)
+        return try start(FTPServerOptions(ipv6: ipv6))
     }
 
-    private init(host: String, port: Int, user: String, password: String, home: String,
-                 anonymousRoot: String, directory: String, pid: Int32) {
-        self.host = host
-        self.port = port
-        self.user = user
-        self.password = password
-        self.home = home
-        self.anonymousRoot = anonymousRoot
-        self.directory = directory
-        self.pid = pid
+    public static func start(_ options: FTPServerOptions) throws -> VsftpdServer {
+        try launch(.vsftpd, options) as! VsftpdServer
     }
-
-    public func stop() {
-        guard !stopped else { return }
-        stopped = true
-        _ = try? runProgram("/bin/bash", [repositoryRoot() + "/scripts/vsftpd-stop.sh", directory], timeout: 30)
-    }
-
-    deinit { stop() }
 }
 
 /// The scripted fault server (see fault_ftpd.py for the scenarios). It
