@@ -26,10 +26,17 @@ let package = Package(
         ]),
         .target(name: "ZeroFill", dependencies: ["RescueCore", "CShim"]),
         .target(name: "NTPConf", dependencies: ["RescueCore", "CShim"]),
+        // Partition tables and filesystem block maps (ddz/backup --used).
+        // libext2fs (Debian libext2fs-dev, static .a) behind a small C shim.
+        .target(name: "CExt2fs", path: "Sources/CExt2fs",
+                linkerSettings: [.linkedLibrary("ext2fs"), .linkedLibrary("com_err")]),
+        // libntfs-3g (Debian ntfs-3g-dev, static .a): the NTFS cluster bitmap.
+        .target(name: "CNtfs3g", path: "Sources/CNtfs3g", linkerSettings: [.linkedLibrary("ntfs-3g")]),
+        .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs", "CNtfs3g"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
-        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP"]),
+        .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
@@ -40,6 +47,7 @@ let package = Package(
         .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"], exclude: ["fault_ftpd.py"]),
         .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
+        .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "RescueCore", "TestSupport"]),
         .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"], exclude: ["Fixtures"]),
         // Runs the built `rescuebox` binary against real tools and servers.
         .testTarget(name: "IntegrationTests", dependencies: ["RescueCore", "TestSupport"]),

@@ -11,7 +11,9 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # libraries are installed here; scripts/ftpd-unpack.sh unpacks them below.
 packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
           e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr
-          openssl libhiredis0.14 libmemcached11 libmemcachedutil2 libsodium23 libpcre2-posix3)
+          openssl libhiredis0.14 libmemcached11 libmemcachedutil2 libsodium23 libpcre2-posix3
+          libcap2-bin iproute2 patch libbsd0 libssl3 libedit2 libgnutls30 libnettle8 libseccomp2
+          libext2fs-dev ntfs-3g-dev fdisk gdisk mtools partclone exfatprogs exfat-fuse xfsprogs)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -41,6 +43,23 @@ fi
 if [ "$(id -u)" = 0 ]; then
     scripts/ftpd-unpack.sh
 fi
+
+# ntpleap's judges: ntpsec's ntpd and chrony's chronyd. They conflict with
+# each other (and with systemd-timesyncd) as installed packages, so they are
+# unpacked, not installed: no maintainer script runs, no service starts, the
+# clock is never touched. The tests run ntpd in its own namespaces without
+# CAP_SYS_TIME (NtpLeapTests).
+time_daemons="$PWD/.build/time-daemons"
+if [ ! -x "$time_daemons/usr/sbin/ntpd" ] || [ ! -x "$time_daemons/usr/sbin/chronyd" ]; then
+    mkdir -p "$time_daemons/debs"
+    fetch() { (cd "$time_daemons/debs" && apt-get download ntpsec chrony >/dev/null 2>&1); }
+    if fetch || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null && fetch; }; then
+        for deb in "$time_daemons"/debs/*.deb; do dpkg -x "$deb" "$time_daemons"; done
+    else
+        echo "test.sh: cannot download ntpsec/chrony (the real-daemon ntpleap tests will skip)" >&2
+    fi
+fi
+export RESCUEBOX_TIME_DAEMONS="$time_daemons"
 
 ./build-static.sh
 export RESCUEBOX_BIN="$PWD/dist/rescuebox"

@@ -34,6 +34,11 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         kept alive with NOOP, and continued when data comes.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
+        --used reads only the blocks the filesystems use (ext2/3/4, NTFS, FAT, \
+        exFAT, swap), as `ddz --used`: free space is sent as zeros without \
+        being read; other filesystems, the table and gaps are read in full. \
+        With --used, a device with a filesystem mounted read-write is refused \
+        even with -f: for that one, run zerofill and back up without --used.
         Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
         A SOURCE mounted read-write (or a disk with such a partition) is \
@@ -48,6 +53,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
           rescuebox backup -3 --mkdirs /dev/nvme0n1 ftp://admin@[fd00::5]:2121/2026/
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
+          rescuebox backup --used /dev/sda ftp://admin@nas/images/
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
         """
     )
@@ -90,6 +96,13 @@ public struct Backup: ParsableCommand, NormalizesArguments {
     @Flag(name: .customLong("no-clobber"), help: "Refuse to replace an existing NAME.lzo on the server.")
     var noClobber = false
 
+    @Flag(name: .customLong("used"), help: "Read only the blocks the filesystems use; free space becomes zeros, unread.")
+    var used = false
+
+    @Option(name: .customLong("used-map"),
+            help: ArgumentHelp("With --used: write the ranges read as a GNU ddrescue domain file.", valueName: "file"))
+    var usedMap: String?
+
     @Option(name: .customLong("skip"), help: ArgumentHelp("Start reading at this source offset (e.g. 1M).", valueName: "size"))
     var skip: ByteCount?
 
@@ -109,6 +122,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
     public func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024") }
         if retries < 0 { throw ValidationError("--retries must be 0 or more") }
+        if usedMap != nil && !used { throw ValidationError("--used-map needs --used") }
+        if used && (skip != nil || count != nil) { throw ValidationError("--used reads a whole device: no --skip or --count") }
         if !(idle > 0) { throw ValidationError("--idle must be a positive number of seconds") }
         if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
             throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
@@ -135,6 +150,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         options.keepPartial = keepPartial
         options.progress = connection.progress
         options.toolVersion = rescueboxVersion
+        options.used = used
+        options.usedMap = usedMap
         let now = Int(time(nil))
         if FTPURL.looksLikeURL(destination) {
             var url = try connection.target(destination, path: nil)
@@ -162,6 +179,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         if result.reconnects > 0 { line += ", \(result.reconnects) reconnects" }
         if let outcome = result.upload, let remote = options.upload?.remotePath { line += uploadNotes(outcome, remote: remote) }
         printStderr(line)
+        if let used = result.usedSummary { printStderr(used) }
         let where_ = options.upload?.displayName ?? options.localOutput ?? "stdout"
         printVerbose("stored \(where_)" + (result.sha256.map { "; SHA-256 \($0)" } ?? ""))
         if result.badBytes > 0 {

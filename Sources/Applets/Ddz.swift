@@ -1,4 +1,5 @@
 import ArgumentParser
+import DiskLayout
 import LZOP
 import RescueCore
 #if canImport(Glibc)
@@ -40,6 +41,16 @@ public struct Ddz: ParsableCommand {
           ddz --noerror --badmap sdc.map /dev/sdc -o rescued.lzo   # dying disk
           lzop -t sda.img.lzo && lzop -dc sda.img.lzo | cmp - /dev/sda
           ddz -d sda.img.lzo -o /dev/sda           restore
+          ddz --used /dev/sda -o sda.lzo           read only what the filesystems use
+
+        --used reads the partition table and each filesystem's allocation map
+        (ext2/3/4, NTFS, FAT12/16/32, exFAT, swap) and reads only the blocks in
+        use; free space comes out as zeros, never read, as if zerofill had run.
+        The table, gaps, other filesystems (xfs, btrfs, LVM, LUKS, unknown)
+        and any filesystem that is not clean are read in full; one line per
+        partition says which. A device with a filesystem mounted read-write is
+        refused. Still use zerofill, then ddz without --used, for a mounted
+        filesystem you cannot unmount, or to shrink an unsupported one.
         """
     )
 
@@ -101,6 +112,15 @@ public struct Ddz: ParsableCommand {
                                valueName: "file"))
     var badMap: String?
 
+    @Flag(name: .customLong("used"),
+          help: "Read only the blocks the filesystems use; free space becomes zeros without being read.")
+    var used = false
+
+    @Option(name: .customLong("used-map"),
+            help: ArgumentHelp("With --used: write the ranges read as a GNU ddrescue domain file (as partclone -D).",
+                               valueName: "file"))
+    var usedMap: String?
+
     @Flag(name: .customLong("no-sparse"), help: "With -d into a regular file: write zero blocks instead of making holes.")
     var noSparse = false
 
@@ -130,6 +150,12 @@ public struct Ddz: ParsableCommand {
                 throw ValidationError("--bs, --skip, --count, --noerror, --badmap and --no-direct apply to compression only")
             }
         }
+        if used || usedMap != nil {
+            if decompress || test { throw ValidationError("--used applies to compression only") }
+            if !used { throw ValidationError("--used-map needs --used") }
+            if input == nil || input == "-" { throw ValidationError("--used needs a device or image file, not stdin") }
+            if skip != nil || count != nil { throw ValidationError("--used reads a whole device: no --skip or --count") }
+        }
         if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
             throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
         }
@@ -147,7 +173,7 @@ public struct Ddz: ParsableCommand {
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
             threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 1 << 20),
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: !noDirect, noError: noError,
-            badMap: badMap, progress: progress, force: force
+            badMap: badMap, progress: progress, force: force, used: used, usedMap: usedMap
         ).run()
     }
 }
@@ -166,6 +192,8 @@ struct DdzCompressJob {
     var badMap: String?
     var progress: Bool
     var force: Bool
+    var used = false
+    var usedMap: String? = nil
 
     func run() throws {
         if input == nil && isTerminal(0) {
@@ -177,6 +205,10 @@ struct DdzCompressJob {
         if let input, input != "-" { try MountTable.refuseMountedReadWrite(input, force: force) }
         let reader = try DiskReader.open(input, skip: skip, count: count, requestSize: requestSize, direct: direct)
         reader.noError = noError
+        if used, let input {
+            let map = try prepareUsedRead(reader, path: input)
+            if let usedMap { try writeUsedMap(map, to: usedMap) }
+        }
         if noError && !reader.isSeekable {
             printError("\(reader.name): --noerror needs a device or file; read errors on a pipe stop the job")
         }
@@ -213,6 +245,7 @@ struct DdzCompressJob {
         line += "; \(summary.outputBytes) bytes (\(formatBytes(summary.outputBytes))) written"
         line += ", ratio \(formatRatio(input: summary.inputBytes, output: summary.outputBytes))"
         printStderr(line)
+        if used { printStderr(usedSummaryLine(reader)) }
         printVerbose("\(summary.blocks) blocks: \(summary.zeroBlocks) all-zero, \(summary.storedBlocks) stored raw; "
                      + "\(threads) worker threads, O_DIRECT \(reader.isDirect ? "on" : "off")")
         if let badMap {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DiskLayout
 import FTP
 import LZOP
 import RescueCore
@@ -30,6 +31,10 @@ public struct BackupOptions {
     public var count: UInt64?
     /// Image a source that is mounted read-write anyway.
     public var force = false
+    /// --used: read only the blocks the filesystems use (DiskLayout).
+    public var used = false
+    /// --used-map FILE: the ranges read, as a GNU ddrescue domain file.
+    public var usedMap: String?
 
     public init(source: String) { self.source = source }
 }
@@ -45,6 +50,8 @@ public struct BackupResult {
     public var sha256: String?
     /// How the FTP upload was verified and what it replaced (nil for files).
     public var upload: UploadOutcome?
+    /// --used: bytes read and skipped.
+    public var usedSummary: String?
 }
 
 /// `rescuebox backup`: DiskReader -> ParallelCompressor -> FTP data
@@ -74,6 +81,10 @@ public final class BackupJob {
         let reader = try DiskReader.open(options.source, skip: options.skip, count: options.count,
                                          requestSize: options.requestSize, direct: options.direct)
         reader.noError = options.noError
+        if options.used {
+            let map = try prepareUsedRead(reader, path: options.source)
+            if let usedMap = options.usedMap { try writeUsedMap(map, to: usedMap) }
+        }
         let header = LzopEncoderHeader.forInput(options: options.compression, path: reader.isStandardInput ? nil : options.source,
                                                 status: reader.status, toStdout: false)
         let meter = ProgressMeter(label: "backup", total: reader.totalSize, forced: options.progress)
@@ -96,6 +107,7 @@ public final class BackupJob {
         if result.inputBytes == 0 {
             printError("warning: \(reader.name) gave no data: the image is empty")
         }
+        if options.used { result.usedSummary = usedSummaryLine(reader) }
         if options.manifest {
             var manifest = Manifest(image: imageName, source: options.source, sourceSize: reader.sourceSize,
                                     started: started, finished: Int(time(nil)), compressedSize: result.outputBytes,

@@ -1,6 +1,6 @@
 // The lzop decoder, part 1: errors, buffered input and the member header.
 // Behaviour follows lzop 1.04's read_header()/check_magic()/p_magic() (see
-// ../../../shared/DESIGN.md); where lzop asserts or aborts, we reject.
+// docs/lzop-format.md); where lzop asserts or aborts, we reject.
 import CZlib
 import RescueCore
 

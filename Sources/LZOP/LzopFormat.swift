@@ -1,5 +1,5 @@
 /// The lzop container format (lzop 1.04 / LZO 2.10), shared by the encoder
-/// and the decoder. All integers are big-endian. See ../../../shared/DESIGN.md.
+/// and the decoder. All integers are big-endian. See docs/lzop-format.md.
 public enum LzopFormat {
     /// Every member starts with these 9 bytes.
     public static let magic: [UInt8] = [0x89, 0x4C, 0x5A, 0x4F, 0x00, 0x0D, 0x0A, 0x1A, 0x0A]

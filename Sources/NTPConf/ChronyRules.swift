@@ -17,10 +17,30 @@ public enum ChronyRules {
     public static let safeModes: Set<String> = ["slew", "step", "ignore"]
     public static let appendedComment = "# added by rescuebox ntpleap: chronyd slews leap seconds itself; the kernel must not insert them (kernel leap-second bugs)"
 
-    /// The mode named by an active `leapsecmode` line, lowercased, or nil.
+    public static let modes: Set<String> = ["system", "slew", "step", "ignore"]
+
+    /// The mode of a valid active `leapsecmode` line, lowercased, or nil
+    /// (not such a line, or one chronyd refuses: see `refusal`).
     public static func leapMode(_ line: ConfLine) -> String? {
+        guard let k = line.keyword, k.lowercased() == "leapsecmode", line.tokens.count == 2 else { return nil }
+        let mode = line.tokens[1].text.lowercased()
+        return modes.contains(mode) ? mode : nil
+    }
+
+    /// Why chronyd refuses this line, judged as chronyd 4.x parses it
+    /// (exactly one argument, one of the four modes; no trailing comments:
+    /// `leapsecmode system # note` is a fatal "Could not parse leapsecmode
+    /// directive"), or nil.
+    public static func refusal(_ line: ConfLine) -> String? {
         guard let k = line.keyword, k.lowercased() == "leapsecmode" else { return nil }
-        return line.tokens.count >= 2 ? line.tokens[1].text.lowercased() : ""
+        if line.tokens.count == 2 && modes.contains(line.tokens[1].text.lowercased()) { return nil }
+        let reason: String
+        switch line.tokens.count {
+        case 1: reason = "no mode"
+        case 2: reason = "unknown mode '\(line.tokens[1].text)'"
+        default: reason = "text after the mode (chrony has no trailing comments)"
+        }
+        return "chronyd refuses it (\"Could not parse leapsecmode directive\"): \(reason); it takes exactly one of system, slew, step, ignore"
     }
 
     /// `include PATTERN` / `confdir DIR...`: what this line pulls in.

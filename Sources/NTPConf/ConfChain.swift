@@ -23,6 +23,15 @@ public struct ConfChain: Sendable {
     public var notes: [String] = []
     /// Directives standing for unreadable includes (file index, line).
     public var unknownIncludes: [KernelDirective] = []
+    /// chrony: lines chronyd refuses (a fatal parse error for it).
+    public var invalidLines: [InvalidLine] = []
+}
+
+/// A line the daemon itself refuses to start with.
+public struct InvalidLine: Equatable, Sendable {
+    public var file: Int
+    public var line: Int
+    public var reason: String
 }
 
 /// ntpd's include depth limit (MAXINCLUDELEVEL).
@@ -31,15 +40,15 @@ let maxIncludeDepth = 5
 /// Resolves an include argument: absolute paths live under `root`, relative
 /// ones next to the including file (ntpsec's rule; classic ntpd resolves
 /// them from its working directory, which is / for a daemon).
-func resolveInclude(_ argument: String, from including: String, root: String) -> String {
-    if argument.hasPrefix("/") { return root + argument }
+func resolveInclude(_ argument: String, from including: String, root: SystemRoot) -> String {
+    if argument.hasPrefix("/") { return root.host(argument) }
     return dirname(including) + "/" + argument
 }
 
 /// Loads a chain of ntp.conf (`includefile`; a directory means its *.conf)
 /// or chrony.conf (`include GLOB`, `confdir DIR...`) files.
-public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) throws -> ConfChain {
-    let main = try readConfigFile(mainPath)
+public func loadChain(_ mainPath: String, dialect: ConfDialect, root: SystemRoot) throws -> ConfChain {
+    let main = try readConfigFile(mainPath, root: root)
     var chain = ConfChain(dialect: dialect, files: [])
     var index: [String: Int] = [:]
     var stack: [String] = []
@@ -67,8 +76,8 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
                 }
                 guard let arg = NtpRules.includePath(line) else { continue }
                 let path = resolveInclude(arg, from: file.config.realPath, root: root)
-                if isDirectory(path) {
-                    targets = (directoryEntries(path) ?? []).filter { $0.hasSuffix(".conf") }.map { path + "/" + $0 }
+                if root.isDirectory(path) {
+                    targets = (root.entries(path) ?? []).filter { $0.hasSuffix(".conf") }.map { path + "/" + $0 }
                 } else {
                     targets = [path]
                 }
@@ -76,15 +85,18 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
                 if let mode = ChronyRules.leapMode(line) {
                     chain.settings.append(ChronyVerdict.Setting(mode: mode, file: fileIndex, line: line.number))
                 }
+                if let refusal = ChronyRules.refusal(line) {
+                    chain.invalidLines.append(InvalidLine(file: fileIndex, line: line.number, reason: refusal))
+                }
                 switch ChronyRules.inclusion(line) {
                 case .pattern(let pattern)?:
-                    targets = globPaths(resolveInclude(pattern, from: file.config.realPath, root: root))
+                    targets = globPaths(resolveInclude(pattern, from: file.config.realPath, root: root), root: root)
                 case .directories(let dirs)?:
                     // Files of the same name: the first directory wins.
                     var seen = Set<String>()
                     for dir in dirs {
                         let d = resolveInclude(dir, from: file.config.realPath, root: root)
-                        for name in (directoryEntries(d) ?? []) where name.hasSuffix(".conf") && !seen.contains(name) {
+                        for name in (root.entries(d) ?? []) where name.hasSuffix(".conf") && !seen.contains(name) {
                             seen.insert(name)
                             targets.append(d + "/" + name)
                         }
@@ -100,7 +112,7 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
                     continue
                 }
                 let config: ConfigFile
-                do { config = try readConfigFile(target) } catch let e as RescueError {
+                do { config = try readConfigFile(target, root: root) } catch let e as RescueError {
                     chain.notes.append("\(whereText): include \(e.description); treated as if it enabled the kernel")
                     let unknown = KernelDirective(kind: .enable, file: fileIndex, line: line.number)
                     if dialect == .ntp { chain.directives.append(unknown) } else {
@@ -123,7 +135,14 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: String) th
 }
 
 /// glob(3) without tilde or brace expansion: the sorted matching paths.
-func globPaths(_ pattern: String) -> [String] {
+/// The directory part is resolved inside the root first, so a link in it
+/// is followed the way chroot would.
+func globPaths(_ pattern: String, root: SystemRoot) -> [String] {
+    var pattern = pattern
+    let dir = dirname(pattern)
+    if !dir.contains(where: { "*?[".contains($0) }), let real = try? root.resolve(dir) {
+        pattern = real + "/" + basename(pattern)
+    }
     var g = glob_t()
     defer { globfree(&g) }
     guard glob(pattern, 0, nil, &g) == 0 else { return [] }
@@ -140,6 +159,9 @@ public struct ChainPlan: Sendable {
     public var chain: ConfChain
     /// Safe as it is: nothing to do.
     public var isSafe: Bool
+    /// Lines the daemon itself refuses: the file is neither safe nor
+    /// fixable by ntpleap (chrony would not start, before or after).
+    public var refused: [InvalidLine] = []
     /// Edits for files[i] (absent: unchanged).
     public var edits: [Int: FileEdits]
     /// Kernel enables in included files that are left as they are (no
@@ -175,6 +197,11 @@ public func planChain(_ chain: ConfChain, followIncludes: Bool) -> ChainPlan {
         }
         return ChainPlan(chain: chain, isSafe: false, edits: edits, untouchedIncludeEnables: untouched)
     case .chrony:
+        if !chain.invalidLines.isEmpty {
+            var plan = ChainPlan(chain: chain, isSafe: false, edits: [:], untouchedIncludeEnables: [])
+            plan.refused = chain.invalidLines
+            return plan
+        }
         if ChronyVerdict(settings: chain.settings).isSafe {
             return ChainPlan(chain: chain, isSafe: true, edits: [:], untouchedIncludeEnables: [])
         }

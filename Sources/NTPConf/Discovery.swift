@@ -3,12 +3,83 @@ import Glibc
 #endif
 import RescueCore
 
+/// The time daemon a configuration belongs to.
+public enum DaemonFamily: String, Sendable, Equatable, CaseIterable {
+    /// Classic ntpd (ntp.org 4.2.x).
+    case ntp
+    case ntpsec
+    case chrony
+
+    /// The daemon's process name.
+    public var daemonName: String { self == .chrony ? "chronyd" : "ntpd" }
+
+    /// The family of an ntp.conf from where it lives: ntpsec keeps its
+    /// files in /etc/ntpsec and /run/ntpsec; anything else is unknown
+    /// (nil): an explicit file may belong to either ntpd.
+    public static func ofNtpConfig(insidePath: String) -> DaemonFamily? {
+        if insidePath.hasPrefix("/etc/ntpsec/") || insidePath.hasPrefix("/run/ntpsec/") { return .ntpsec }
+        if insidePath == "/etc/ntp.conf" || insidePath.hasPrefix("/etc/ntp/") || insidePath.hasPrefix("/run/ntp.conf")
+            || insidePath.hasPrefix("/var/lib/ntp/") { return .ntp }
+        return nil
+    }
+}
+
+/// Why a configuration file was chosen.
+public enum ConfigOrigin: Sendable, Equatable {
+    case commandLine
+    /// The distribution's default path.
+    case mainConfiguration
+    /// `-c FILE` / `-f FILE` in an options file ("/etc/default/ntp NTPD_OPTS").
+    case optionsFile(source: String, option: String)
+    /// The DHCP copy ntpd reads instead of `insteadOf` while it exists.
+    case dhcpCopy(insteadOf: String)
+    /// A DHCP copy ntpd does not read (IGNORE_DHCP=yes in `source`).
+    case dhcpCopyIgnored(source: String)
+    /// The file the dhclient hook regenerates the DHCP copy `copy` from.
+    case dhcpHookSource(copy: String)
+    /// `-c`/`-f` of a running daemon.
+    case runningDaemon(pid: Int, option: String)
+
+    public var description: String {
+        switch self {
+        case .commandLine: return "named on the command line"
+        case .mainConfiguration: return "main configuration"
+        case .optionsFile(let source, let option): return "\(option) in \(source)"
+        case .dhcpCopy(let main): return "DHCP copy that ntpd reads instead of \(main) while it exists"
+        case .dhcpCopyIgnored(let source):
+            return "DHCP copy, not read by ntpd (IGNORE_DHCP=yes in \(source)); kept safe all the same"
+        case .dhcpHookSource(let copy):
+            return "the dhclient hook rebuilds \(copy) from it at every lease"
+        case .runningDaemon(let pid, let option):
+            return "\(option) of the running \(option == "-f" ? "chronyd" : "ntpd") (pid \(pid))"
+        }
+    }
+
+    /// A short stable name for --json.
+    public var kind: String {
+        switch self {
+        case .commandLine: return "command-line"
+        case .mainConfiguration: return "main"
+        case .optionsFile: return "options-file"
+        case .dhcpCopy: return "dhcp-copy"
+        case .dhcpCopyIgnored: return "dhcp-copy-ignored"
+        case .dhcpHookSource: return "dhcp-hook-source"
+        case .runningDaemon: return "running-daemon"
+        }
+    }
+}
+
 /// A configuration file the running system uses, and why we think so.
 public struct DiscoveredConfig: Equatable, Sendable {
     /// Path on this machine (under the root directory when one is given).
     public var path: String
-    public var why: String
-    public init(path: String, why: String) { self.path = path; self.why = why }
+    public var origin: ConfigOrigin
+    /// The daemon it belongs to (nil: an ntp.conf of either ntpd).
+    public var family: DaemonFamily?
+    public var why: String { origin.description }
+    public init(path: String, origin: ConfigOrigin, family: DaemonFamily?) {
+        self.path = path; self.origin = origin; self.family = family
+    }
 }
 
 /// What the distribution's options files say about ntpd.
@@ -79,8 +150,8 @@ public func shellWords(_ text: String) -> [String] {
 }
 
 /// Reads `NAME=value` assignments (last one wins) from a sh-style options file.
-public func readShellVariable(_ path: String, names: [String]) -> (name: String, words: [String])? {
-    guard let file = try? readConfigFile(path) else { return nil }
+public func readShellVariable(_ path: String, names: [String], root: SystemRoot = SystemRoot(nil)) -> (name: String, words: [String])? {
+    guard let file = try? readConfigFile(path, root: root) else { return nil }
     var found: (String, [String])? = nil
     for rawLine in String(decoding: file.bytes, as: UTF8.self).split(separator: "\n") {
         var line = rawLine.drop { $0 == " " || $0 == "\t" }
@@ -112,7 +183,7 @@ public func ntpdOptionFiles(root: String) -> [(family: String, options: DaemonOp
     ]
     var out: [(String, DaemonOptions)] = []
     for (family, path, names) in files {
-        if let (name, words) = readShellVariable(root + path, names: names) {
+        if let (name, words) = readShellVariable(root + path, names: names, root: SystemRoot(root)) {
             out.append((family, DaemonOptions(source: "\(root + path) \(name)", words: words)))
         }
     }
@@ -120,33 +191,47 @@ public func ntpdOptionFiles(root: String) -> [(family: String, options: DaemonOp
 }
 
 /// The ntp.conf files the running distribution uses: the main file (or the
-/// `-c FILE` of the options file), the DHCP copy ntpd reads instead when it
-/// exists, and the `-c` file of a running ntpd.
+/// `-c FILE` of the options file); the DHCP copy ntpd reads instead while
+/// it exists, with the file Debian's dhclient hook rebuilds it from (the
+/// copy is regenerated from that file at every lease, so it must be safe
+/// too); and the `-c` file of a running ntpd. IGNORE_DHCP=yes in
+/// /etc/default/ntp(sec) makes the init script ignore the copy.
 public func discoverNtpConfigs(root: String) -> [DiscoveredConfig] {
+    let root = SystemRoot(root)
     var found: [DiscoveredConfig] = []
-    func add(_ path: String, _ why: String) {
-        guard fileExists(path), !found.contains(where: { $0.path == path }) else { return }
-        found.append(DiscoveredConfig(path: path, why: why))
+    func add(_ path: String, _ origin: ConfigOrigin, _ family: DaemonFamily?) {
+        guard root.exists(path), !found.contains(where: { $0.path == path }) else { return }
+        found.append(DiscoveredConfig(path: path, origin: origin, family: family))
     }
-    let options = ntpdOptionFiles(root: root)
-    for (family, main, dhcp) in [("ntp", "/etc/ntp.conf", ["/run/ntp.conf.dhcp", "/var/lib/ntp/ntp.conf.dhcp"]),
-                                 ("ntpsec", "/etc/ntpsec/ntp.conf", ["/run/ntpsec/ntp.conf.dhcp"])] {
-        var mainPath = root + main
-        var why = "main configuration"
-        for (f, o) in options where f == family {
+    let options = ntpdOptionFiles(root: root.prefix)
+    let families: [(DaemonFamily, String, [String], String)] = [
+        (.ntp, "/etc/ntp.conf", ["/run/ntp.conf.dhcp", "/var/lib/ntp/ntp.conf.dhcp"], "/etc/default/ntp"),
+        (.ntpsec, "/etc/ntpsec/ntp.conf", ["/run/ntpsec/ntp.conf.dhcp"], "/etc/default/ntpsec"),
+    ]
+    for (family, main, dhcp, defaults) in families {
+        var mainPath = root.host(main)
+        var origin = ConfigOrigin.mainConfiguration
+        for (f, o) in options where f == family.rawValue {
             if let c = o.configFile {
-                mainPath = c.hasPrefix("/") ? root + c : root + "/" + c
-                why = "-c in \(o.source)"
+                mainPath = root.host(c)
+                origin = .optionsFile(source: o.source, option: "-c")
             }
         }
-        add(mainPath, why)
-        for d in dhcp {
-            add(root + d, "DHCP copy that ntpd reads instead of \(root + main) while it exists")
+        add(mainPath, origin, family)
+        let ignore = readShellVariable(root.host(defaults), names: ["IGNORE_DHCP"], root: root)?.words == ["yes"]
+        for d in dhcp where root.exists(root.host(d)) {
+            if ignore {
+                add(root.host(d), .dhcpCopyIgnored(source: root.host(defaults)), family)
+            } else {
+                add(root.host(d), .dhcpCopy(insteadOf: mainPath), family)
+                // The hook copies from the distribution's default path, whatever -c says.
+                add(root.host(main), .dhcpHookSource(copy: root.host(d)), family)
+            }
         }
     }
-    for p in runningProcesses(root: root) where p.name == "ntpd" {
+    for p in runningProcesses(root: root.prefix) where p.name == "ntpd" {
         if let c = ntpdConfigArgument(Array(p.arguments.dropFirst())) {
-            add(c.hasPrefix("/") ? root + c : root + "/" + c, "-c of the running ntpd (pid \(p.pid))")
+            add(root.host(c), .runningDaemon(pid: p.pid, option: "-c"), DaemonFamily.ofNtpConfig(insidePath: c))
         }
     }
     return found
@@ -155,25 +240,25 @@ public func discoverNtpConfigs(root: String) -> [DiscoveredConfig] {
 /// chrony.conf of the running distribution: Debian /etc/chrony/chrony.conf,
 /// RHEL/SUSE /etc/chrony.conf, or `-f FILE` in the options file.
 public func discoverChronyConfigs(root: String) -> [DiscoveredConfig] {
+    let root = SystemRoot(root)
     var found: [DiscoveredConfig] = []
-    func add(_ path: String, _ why: String) {
-        guard fileExists(path), !found.contains(where: { $0.path == path }) else { return }
-        found.append(DiscoveredConfig(path: path, why: why))
+    func add(_ path: String, _ origin: ConfigOrigin) {
+        guard root.exists(path), !found.contains(where: { $0.path == path }) else { return }
+        found.append(DiscoveredConfig(path: path, origin: origin, family: .chrony))
     }
     for (path, names) in [("/etc/default/chrony", ["DAEMON_OPTS"]), ("/etc/sysconfig/chronyd", ["OPTIONS"])] {
-        if let (name, words) = readShellVariable(root + path, names: names), let i = words.firstIndex(of: "-f"),
+        if let (name, words) = readShellVariable(root.host(path), names: names, root: root), let i = words.firstIndex(of: "-f"),
            i + 1 < words.count {
-            add(root + words[i + 1], "-f in \(root + path) \(name)")
+            add(root.host(words[i + 1]), .optionsFile(source: "\(root.host(path)) \(name)", option: "-f"))
         }
     }
     if found.isEmpty {
-        add(root + "/etc/chrony/chrony.conf", "main configuration")
-        add(root + "/etc/chrony.conf", "main configuration")
+        add(root.host("/etc/chrony/chrony.conf"), .mainConfiguration)
+        add(root.host("/etc/chrony.conf"), .mainConfiguration)
     }
-    for p in runningProcesses(root: root) where p.name == "chronyd" {
+    for p in runningProcesses(root: root.prefix) where p.name == "chronyd" {
         if let i = p.arguments.firstIndex(of: "-f"), i + 1 < p.arguments.count {
-            let c = p.arguments[i + 1]
-            add(c.hasPrefix("/") ? root + c : root + "/" + c, "-f of the running chronyd (pid \(p.pid))")
+            add(root.host(p.arguments[i + 1]), .runningDaemon(pid: p.pid, option: "-f"))
         }
     }
     return found

@@ -149,7 +149,7 @@ public func appendDisableKernel(_ text: ConfText, into edits: inout FileEdits) {
 /// kernel after its last line, so only an appended `disable kernel` makes it
 /// safe under the in-order model.
 ///
-/// Guarantees (checked by the fuzz target `NtpFuzz.check`): the result
+/// Guarantees (checked by the fuzz target, Fuzz/NTPConf): the result
 /// parses as safe, a second rewrite changes nothing, and only `enable` lines
 /// naming kernel, the last line's missing terminator and the appended line
 /// differ.
@@ -167,28 +167,4 @@ public func rewriteNtpConf(_ text: ConfText, otherDirectives: [KernelDirective] 
 public func rewriteNtpConf(bytes: [UInt8]) -> [UInt8] {
     let text = ConfText(bytes)
     return apply(rewriteNtpConf(text), to: text).result
-}
-
-/// The fuzz target's invariants over arbitrary bytes (see Tests/Fuzz and
-/// README "### ntpleap"): traps with a message when one does not hold.
-public enum NtpFuzz {
-    public static func check(_ bytes: [UInt8]) {
-        let text = ConfText(bytes)
-        guard text.lines.reduce(0, { $0 + ($1.end - $1.start) }) == bytes.count else {
-            fatalError("lines do not cover the input")
-        }
-        let edits = rewriteNtpConf(text)
-        let out = apply(edits, to: text).result
-        let again = ConfText(out)
-        guard NtpVerdict(directives: kernelDirectives(again)).isSafe else { fatalError("result not safe") }
-        guard rewriteNtpConf(again).isEmpty else { fatalError("second rewrite changes the result") }
-        if edits.isEmpty, out != bytes { fatalError("no edits but bytes differ") }
-        let chrony = ConfText(bytes, dialect: .chrony)
-        let chronyEdits = rewriteChronyConf(chrony)
-        let chronyOut = ConfText(apply(chronyEdits, to: chrony).result, dialect: .chrony)
-        guard chronyLeapMode(chronyOut).isSafe, rewriteChronyConf(chronyOut).isEmpty else {
-            fatalError("chrony rewrite not safe or not idempotent")
-        }
-        _ = unifiedDiff(oldName: "a", newName: "b", text: text, applied: apply(edits, to: text))
-    }
 }

@@ -68,33 +68,54 @@ public func clearKernelLeap(_ current: KernelLeapState) throws -> KernelLeapStat
 public enum InitSystem: String, Sendable {
     case systemd, upstart, openrc, sysvinit
 
+    /// The marks are looked up inside the root (links resolved there);
+    /// /proc is the running kernel's, read as it is mounted.
     public static func detect(root: String) -> InitSystem {
-        if isDirectory(root + "/run/systemd/system") { return .systemd }
-        if isDirectory(root + "/run/openrc") || fileExists(root + "/sbin/openrc-run") { return .openrc }
-        if fileExists(root + "/sbin/initctl") && isDirectory(root + "/etc/init")
-            && (try? readConfigFile(root + "/proc/1/comm")).map({ String(decoding: $0.bytes, as: UTF8.self).hasPrefix("init") }) ?? true
-            && fileExists(root + "/etc/init/rc-sysinit.conf") {
+        let r = SystemRoot(root)
+        if r.isDirectory(r.host("/run/systemd/system")) { return .systemd }
+        if r.isDirectory(r.host("/run/openrc")) || r.exists(r.host("/sbin/openrc-run")) { return .openrc }
+        if r.exists(r.host("/sbin/initctl")) && r.isDirectory(r.host("/etc/init"))
+            && r.exists(r.host("/etc/init/rc-sysinit.conf")) && pidOneLooksLikeUpstart(root: root) {
             return .upstart
         }
         return .sysvinit
     }
+
+    /// /proc/1/comm is "init" under upstart. procfs reports size 0, so it
+    /// is read to the end (readSmallFileBytes), never by st_size. No /proc
+    /// (a mounted image) does not rule upstart out.
+    static func pidOneLooksLikeUpstart(root: String) -> Bool {
+        guard let comm = try? readSmallFileBytes(root + "/proc/1/comm", limit: 4096) else { return true }
+        return String(decoding: comm, as: UTF8.self).hasPrefix("init")
+    }
 }
 
-/// The service name of the time daemon for `family` ("ntp", "ntpsec",
-/// "chrony"): the unit or init script that exists under `root`.
-public func serviceName(family: String, root: String) -> String {
-    let candidates: [String]
+/// Where units and init scripts live.
+let systemdUnitDirectories = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+
+/// The service names a family's daemon may be installed as, in order of preference.
+public func serviceCandidates(_ family: DaemonFamily?) -> [String] {
     switch family {
-    case "ntpsec": candidates = ["ntpsec", "ntpd", "ntp"]
-    case "chrony": candidates = ["chrony", "chronyd"]
-    default: candidates = ["ntp", "ntpd"]
+    case .chrony?: return ["chrony", "chronyd"]
+    case .ntpsec?: return ["ntpsec", "ntpd", "ntp"]
+    case .ntp?: return ["ntp", "ntpd", "ntpsec"]
+    case nil: return ["ntp", "ntpd", "ntpsec"]
     }
-    let dirs = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
-    for name in candidates {
-        for d in dirs where fileExists("\(root)\(d)/\(name).service") { return name }
-        if fileExists("\(root)/etc/init.d/\(name)") || fileExists("\(root)/etc/init/\(name).conf") { return name }
+}
+
+/// The service of `family`'s daemon (nil: an ntpd of either kind): the
+/// first candidate with a systemd unit, an init script or an upstart job
+/// under `root`; nil when none exists.
+public func serviceName(family: DaemonFamily?, root: String) -> String? {
+    let r = SystemRoot(root)
+    for name in serviceCandidates(family) {
+        for d in systemdUnitDirectories where r.exists(r.host("\(d)/\(name).service")) { return name }
+        if r.exists(r.host("/etc/init.d/\(name)")) || r.exists(r.host("/etc/init/\(name).conf"))
+            || r.exists(r.host("/etc/rc.d/init.d/\(name)")) {
+            return name
+        }
     }
-    return candidates[0]
+    return nil
 }
 
 /// The command that restarts `service` under `initSystem`, as argv.

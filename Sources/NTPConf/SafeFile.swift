@@ -10,8 +10,11 @@ import RescueCore
 public struct ConfigFile: Sendable {
     /// The name given (or discovered).
     public var path: String
-    /// The file actually read and written (symlinks resolved).
+    /// The file actually read and written (symlinks resolved inside the root).
     public var realPath: String
+    /// `path` with its directories resolved inside the root but its last
+    /// component kept: the backup goes beside this name.
+    public var namePath: String
     public var bytes: [UInt8]
     public var mode: mode_t
     public var uid: uid_t
@@ -24,20 +27,24 @@ public struct ConfigFile: Sendable {
 public let maxConfigBytes = 16 << 20
 
 /// Reads a configuration file: must exist, be a readable regular text file.
-public func readConfigFile(_ path: String) throws -> ConfigFile {
-    var real = path
-    var lst = stat()
-    if lstat(path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK, let resolved = realpath(path, nil) {
-        real = String(cString: resolved)
-        free(resolved)
+/// Symbolic links are resolved inside `root` (see SystemRoot). The type is
+/// checked before open, and open never blocks (O_NONBLOCK): a FIFO or a
+/// device is a one-line error, never a hang.
+public func readConfigFile(_ path: String, root: SystemRoot = SystemRoot(nil)) throws -> ConfigFile {
+    let real = try root.resolve(path)
+    let name = try root.resolve(path, keepLast: true)
+    var pre = stat()
+    if stat(real, &pre) == 0 {
+        if pre.st_mode & S_IFMT == S_IFDIR { throw RescueError(path, "read", errno: EISDIR) }
+        if pre.st_mode & S_IFMT != S_IFREG { throw RescueError(path, "read", "not a regular file (\(fileTypeName(pre.st_mode)))") }
     }
-    let fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+    let fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (root.isHost ? 0 : O_NOFOLLOW))
     if fd < 0 { throw RescueError(path, "open", errno: lastErrno()) }
     defer { close(fd) }
     var st = stat()
     if fstat(fd, &st) != 0 { throw RescueError(path, "stat", errno: lastErrno()) }
     if st.st_mode & S_IFMT == S_IFDIR { throw RescueError(path, "read", errno: EISDIR) }
-    if st.st_mode & S_IFMT != S_IFREG { throw RescueError(path, "read", "not a regular file") }
+    if st.st_mode & S_IFMT != S_IFREG { throw RescueError(path, "read", "not a regular file (\(fileTypeName(st.st_mode)))") }
     if st.st_size > maxConfigBytes {
         throw RescueError(path, "read", "not a text file (\(st.st_size) bytes; a config is under \(maxConfigBytes >> 20) MiB)")
     }
@@ -45,8 +52,19 @@ public func readConfigFile(_ path: String) throws -> ConfigFile {
     let done = try bytes.withUnsafeMutableBytes { try OpenFile(descriptor: fd, path: path).readFull(into: $0) }
     bytes.removeLast(bytes.count - done)
     if let reason = notTextReason(bytes) { throw RescueError(path, "read", reason) }
-    return ConfigFile(path: path, realPath: real, bytes: bytes, mode: st.st_mode & 0o7777,
+    return ConfigFile(path: path, realPath: real, namePath: name, bytes: bytes, mode: st.st_mode & 0o7777,
                       uid: st.st_uid, gid: st.st_gid, identity: "\(st.st_dev):\(st.st_ino)")
+}
+
+func fileTypeName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFIFO: return "a FIFO"
+    case S_IFCHR: return "a character device"
+    case S_IFBLK: return "a block device"
+    case S_IFSOCK: return "a socket"
+    case S_IFLNK: return "a symbolic link"
+    default: return "not a regular file"
+    }
 }
 
 func dirname(_ path: String) -> String {
@@ -226,9 +244,10 @@ public enum BackupOutcome: Equatable, Sendable {
 
 /// Writes `original`'s bytes to `backupPath` (atomically, same mode and
 /// owner). An existing backup with other bytes is an error unless `force`.
-public func writeBackup(of original: ConfigFile, to backupPath: String, force: Bool) throws -> BackupOutcome {
+public func writeBackup(of original: ConfigFile, to backupPath: String, force: Bool,
+                        root: SystemRoot = SystemRoot(nil)) throws -> BackupOutcome {
     if fileExists(backupPath) {
-        let existing = try readConfigFile(backupPath)
+        let existing = try readConfigFile(backupPath, root: root)
         if existing.bytes == original.bytes { return .alreadyThere }
         if !force {
             throw RescueError(backupPath, "write backup",

@@ -67,6 +67,15 @@ public final class DiskReader {
     public private(set) var badRanges: [BadRange] = []
     public private(set) var badBytes: UInt64 = 0
 
+    /// --used: the absolute ranges to read (sorted, disjoint, sector
+    /// aligned). Bytes outside them are returned as zeros without being
+    /// read; nil: read everything. Seekable inputs only.
+    public var usedRanges: [Range<UInt64>]? { didSet { nextRange = 0 } }
+    /// --used: bytes read from the input, and bytes returned as zeros unread.
+    public private(set) var mappedReadBytes: UInt64 = 0
+    public private(set) var mappedSkippedBytes: UInt64 = 0
+    private var nextRange = 0
+
     private var vectors: UnsafeMutablePointer<iovec>
     private static let maxVectors = 1024
     private var knownStreamSize: UInt64?
@@ -202,6 +211,11 @@ public final class DiskReader {
             let rounded = (want + sectorSize - 1) / sectorSize * sectorSize
             if rounded <= capacity { length = rounded } else { file.disableDirect() }
         }
+        if let usedRanges, isSeekable {
+            let done = try readMapped(buffers, want: want, length: length, ranges: usedRanges)
+            position += UInt64(done)
+            return done
+        }
         // Describe the first `length` bytes as iovecs.
         var n = 0, left = length
         for b in buffers where left > 0 {
@@ -258,6 +272,77 @@ public final class DiskReader {
         return done
     }
 
+    // MARK: --used
+
+    /// Fills the first `want` bytes of `buffers` from input offset
+    /// `position`: the parts inside `ranges`, widened to whole 4 KiB pages
+    /// (O_DIRECT), with one positioned read each (ascending); then zeros
+    /// over everything outside `ranges`, read or not. `length` is `want`
+    /// rounded up to a sector for O_DIRECT when the buffers have room.
+    private func readMapped<C: Collection>(_ buffers: C, want: Int, length: Int, ranges: [Range<UInt64>]) throws -> Int
+    where C.Element == UnsafeMutableRawBufferPointer {
+        var pieces: [(UnsafeMutableRawPointer, Int)] = []
+        var left = length
+        for b in buffers where left > 0 {
+            let take = min(b.count, left)
+            pieces.append((b.baseAddress!, take))
+            left -= take
+        }
+        let windowStart = skip + position, windowEnd = windowStart + UInt64(want)
+        // Ranges are visited in order; a seek backwards (resume) restarts the search.
+        if nextRange > 0 && (nextRange >= ranges.count || ranges[nextRange - 1].upperBound > windowStart) { nextRange = 0 }
+        while nextRange < ranges.count && ranges[nextRange].upperBound <= windowStart { nextRange += 1 }
+        // The used parts of the window, relative to its start.
+        var used: [Range<Int>] = []
+        var i = nextRange
+        while i < ranges.count && ranges[i].lowerBound < windowEnd {
+            used.append(Int(max(ranges[i].lowerBound, windowStart) - windowStart)..<Int(min(ranges[i].upperBound, windowEnd) - windowStart))
+            if ranges[i].upperBound > windowEnd { break }
+            i += 1
+        }
+        nextRange = i
+        // What is read: the used parts widened to pages (absolute), merged.
+        let page: UInt64 = 4096
+        var reads: [Range<Int>] = []
+        for u in used {
+            let lo = Int((windowStart + UInt64(u.lowerBound)) / page * page - windowStart)
+            var hi = min(want, Int(((windowStart + UInt64(u.upperBound) + page - 1) / page * page) - windowStart))
+            if hi == want { hi = length }
+            let r = max(0, lo)..<hi
+            if let last = reads.last, r.lowerBound <= last.upperBound {
+                reads[reads.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                reads.append(r)
+            }
+        }
+        var end = want
+        for r in reads {
+            var iov = slices(pieces, from: r.lowerBound, to: r.upperBound)
+            let got = try iov.withUnsafeMutableBufferPointer { v in
+                try transfer(vectors: v.baseAddress!, count: v.count, length: r.count, at: position + UInt64(r.lowerBound))
+            }
+            mappedReadBytes += UInt64(min(got, max(0, want - r.lowerBound)))
+            if got < r.count {
+                // The input ended early (a file shrank): stop there.
+                end = min(want, r.lowerBound + got)
+                break
+            }
+        }
+        // Zero everything outside the used parts (read or not).
+        var cursor = 0
+        for u in used where u.lowerBound < end {
+            if u.lowerBound > cursor { zero(pieces, from: cursor, to: u.lowerBound) }
+            cursor = max(cursor, u.upperBound)
+        }
+        if cursor < end { zero(pieces, from: cursor, to: end) }
+        let readInWindow = reads.reduce(0) { $0 + min($1.upperBound, want) - $1.lowerBound }
+        mappedSkippedBytes += UInt64(max(0, end - readInWindow))
+        return end
+    }
+
+    private func zero(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) {
+        for v in slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+    }
     // MARK: --noerror
 
     /// Re-reads `length` bytes (described by `vectors`) at input offset `at`

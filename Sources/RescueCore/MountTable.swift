@@ -116,11 +116,17 @@ public enum MountTable {
         }
     }
 
+    /// A mount of `device` (or of a partition or holder of it) through which
+    /// its filesystem can change: the mount or its superblock is read-write.
+    public static func readWriteMount(using device: String) -> MountEntry? {
+        mountsUsing(device: device).first { $0.mountOptions.contains("rw") || $0.superOptions.contains("rw") }
+    }
+
     /// Refuses to image `source` while it, one of its partitions or a device
     /// stacked on it is mounted read-write (the image would be inconsistent);
     /// with `force` it only warns. Read-only mounts are fine.
     public static func refuseMountedReadWrite(_ source: String, force: Bool) throws {
-        guard let mount = mountsUsing(device: source).first(where: { $0.mountOptions.contains("rw") }) else { return }
+        guard let mount = readWriteMount(using: source) else { return }
         let why = "\(mount.source) is mounted read-write on \(mount.mountPoint): the image would be inconsistent"
         guard force else {
             throw RescueError(source, "read", why + " (unmount it, remount it read-only, or use --force)")

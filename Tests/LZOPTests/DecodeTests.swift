@@ -5,7 +5,7 @@ import TestSupport
 import RescueCore
 
 /// The decoder against real lzop 1.04 output: every level and flag lzop can
-/// write, the layouts it can read, and every rejection in DESIGN.md.
+/// write, the layouts it can read, and every rejection in docs/lzop-format.md.
 final class DecodeTests: XCTestCase {
     lazy var sample = decodeSample()
 
@@ -158,7 +158,7 @@ final class DecodeTests: XCTestCase {
         let data: Data
     }
 
-    /// Every rejection of DESIGN.md, made from real lzop output.
+    /// Every rejection of docs/lzop-format.md, made from real lzop output.
     func corruptions() throws -> [Case] {
         let base = try runLzopForDecode(["-CC", "-c"], input: sample)            // Adler-32 on data and compressed data
         let crc = try runLzopForDecode(["--crc32", "-CC", "-c"], input: sample)  // CRC-32 on both

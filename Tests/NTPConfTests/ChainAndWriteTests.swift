@@ -17,7 +17,7 @@ final class ChainTests: XCTestCase {
         let root = TempDir()
         try put(root.file("etc/ntp.conf"), "server a\ndisable kernel\nincludefile /etc/ntp/local.conf\n")
         try put(root.file("etc/ntp/local.conf"), "enable kernel stats\n")
-        let chain = try loadChain(root.file("etc/ntp.conf"), dialect: .ntp, root: root.path)
+        let chain = try loadChain(root.file("etc/ntp.conf"), dialect: .ntp, root: SystemRoot(root.path))
         XCTAssertEqual(chain.files.count, 2)
         XCTAssertEqual(chain.directives, [KernelDirective(kind: .disable, file: 0, line: 2),
                                           KernelDirective(kind: .enable, file: 1, line: 1)])
@@ -40,7 +40,7 @@ final class ChainTests: XCTestCase {
         try put(root.file("etc/ntpsec/ntp.d/a.conf"), "server a\nincludefile ../ntp.conf\n")  // a loop
         try put(root.file("etc/ntpsec/ntp.d/readme.txt"), "enable kernel\n")  // not *.conf
         try put(root.file("etc/ntpsec/extra.conf"), "disable kernel\n")
-        let chain = try loadChain(root.file("etc/ntpsec/ntp.conf"), dialect: .ntp, root: root.path)
+        let chain = try loadChain(root.file("etc/ntpsec/ntp.conf"), dialect: .ntp, root: SystemRoot(root.path))
         XCTAssertEqual(chain.files.map { ($0.config.path as NSString).lastPathComponent }, ["ntp.conf", "a.conf", "b.conf", "extra.conf"])
         XCTAssertTrue(chain.notes.contains { $0.contains("is a loop") }, "\(chain.notes)")
         XCTAssertTrue(chain.notes.contains { $0.contains("missing.conf") && $0.contains("No such file") }, "\(chain.notes)")
@@ -55,7 +55,7 @@ final class ChainTests: XCTestCase {
         let root = TempDir()
         for i in 0..<8 { try put(root.file("c\(i).conf"), "includefile c\(i + 1).conf\n") }
         try put(root.file("c8.conf"), "enable kernel\n")
-        let chain = try loadChain(root.file("c0.conf"), dialect: .ntp, root: root.path)
+        let chain = try loadChain(root.file("c0.conf"), dialect: .ntp, root: SystemRoot(root.path))
         XCTAssertEqual(chain.files.count, 6)
         XCTAssertTrue(chain.notes.contains { $0.contains("nested too deep") })
     }
@@ -65,7 +65,7 @@ final class ChainTests: XCTestCase {
         try put(root.file("etc/chrony/chrony.conf"), "pool p iburst\nconfdir /etc/chrony/conf.d\ninclude /etc/chrony/extra/*.conf\n")
         try put(root.file("etc/chrony/conf.d/leap.conf"), "leapsecmode system\n")
         try put(root.file("etc/chrony/extra/x.conf"), "! comment\nmaxupdateskew 100\n")
-        let chain = try loadChain(root.file("etc/chrony/chrony.conf"), dialect: .chrony, root: root.path)
+        let chain = try loadChain(root.file("etc/chrony/chrony.conf"), dialect: .chrony, root: SystemRoot(root.path))
         XCTAssertEqual(chain.files.count, 3)
         XCTAssertEqual(chain.settings.map(\.mode), ["system"])
         let plan = planChain(chain, followIncludes: false)
@@ -146,11 +146,11 @@ final class DiscoveryTests: XCTestCase {
         let root = TempDir()
         XCTAssertEqual(InitSystem.detect(root: root.path), .sysvinit)
         try put(root.file("etc/init.d/ntpd"), "#!/bin/sh\n")
-        XCTAssertEqual(restartCommand(.sysvinit, service: serviceName(family: "ntp", root: root.path)), ["service", "ntpd", "restart"])
+        XCTAssertEqual(restartCommand(.sysvinit, service: serviceName(family: .ntp, root: root.path)!), ["service", "ntpd", "restart"])
         try FileManager.default.createDirectory(atPath: root.file("run/systemd/system"), withIntermediateDirectories: true)
         try put(root.file("lib/systemd/system/ntpsec.service"), "")
         XCTAssertEqual(InitSystem.detect(root: root.path), .systemd)
-        XCTAssertEqual(restartCommand(.systemd, service: serviceName(family: "ntpsec", root: root.path)), ["systemctl", "restart", "ntpsec"])
+        XCTAssertEqual(restartCommand(.systemd, service: serviceName(family: .ntpsec, root: root.path)!), ["systemctl", "restart", "ntpsec"])
         XCTAssertEqual(restartCommand(.openrc, service: "ntpd"), ["rc-service", "ntpd", "restart"])
     }
 }

@@ -51,6 +51,17 @@ func checkRewriteInvariants(_ input: [UInt8], name: String, file: StaticString =
     return applied
 }
 
+/// The fuzz target's invariants (Fuzz/NTPConf), as test assertions.
+func fuzzInvariants(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) {
+    _ = checkRewriteInvariants(bytes, name: "mutation", file: file, line: line)
+    let chrony = ConfText(bytes, dialect: .chrony)
+    let out = ConfText(apply(rewriteChronyConf(chrony), to: chrony).result, dialect: .chrony)
+    XCTAssertTrue(chronyLeapMode(out).isSafe, "chrony rewrite not safe", file: file, line: line)
+    XCTAssertTrue(rewriteChronyConf(out).isEmpty, "chrony rewrite not idempotent", file: file, line: line)
+    XCTAssertEqual(chrony.lines.filter { ChronyRules.refusal($0) != nil }.count,
+                   out.lines.filter { ChronyRules.refusal($0) != nil }.count, "a refused chrony line changed", file: file, line: line)
+}
+
 final class NtpRewriteTests: XCTestCase {
     /// (fixture, change expected, lines of the original that change)
     let table: [(String, Bool, [Int])] = [
@@ -217,7 +228,7 @@ final class NtpRewriteTests: XCTestCase {
         var r = 0
         func next() -> Int { r += 1; return Int(random[r % random.count]) }
         for seed in seeds {
-            NtpFuzz.check(seed)
+            fuzzInvariants(seed)
             for _ in 0..<40 {
                 var m = seed
                 for _ in 0..<(1 + next() % 6) {
@@ -228,7 +239,7 @@ final class NtpRewriteTests: XCTestCase {
                         m.insert(contentsOf: pieces[next() % pieces.count], at: at)
                     }
                 }
-                if notTextReason(m) == nil { NtpFuzz.check(m) }
+                if notTextReason(m) == nil { fuzzInvariants(m) }
             }
         }
     }

@@ -1,1 +1,0 @@
-// The LZOP library; see ../../../shared/DESIGN.md.
