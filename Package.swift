@@ -14,15 +14,21 @@ let package = Package(
         // System libraries, linked statically into the release binary.
         .systemLibrary(name: "CLZO", path: "Sources/CLZO"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // OpenSSL 3 (libssl-dev): TLS for FTPS, SHA-256 for manifests.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL"),
         // Variadic or macro-only C interfaces (ioctl, O_TMPFILE, ...) as plain functions.
         .target(name: "CShim", path: "Sources/CShim"),
 
+        // libfuse3 (static from libfuse3-dev): a read-only file system of fixed files, for mount.
+        .target(name: "CFuse", path: "Sources/CFuse", cSettings: [.define("_FILE_OFFSET_BITS", to: "64")],
+                linkerSettings: [.linkedLibrary("fuse3"), .linkedLibrary("pthread"), .linkedLibrary("dl")]),
+
         .target(name: "RescueCore", dependencies: [
-            "CShim", .product(name: "SystemPackage", package: "swift-system"),
+            "CShim", "COpenSSL", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "LZOP", dependencies: ["RescueCore", "CLZO", "CZlib"]),
         .target(name: "FTP", dependencies: [
-            "RescueCore", "CShim", .product(name: "SystemPackage", package: "swift-system"),
+            "RescueCore", "CShim", "COpenSSL", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .target(name: "ZeroFill", dependencies: ["RescueCore", "CShim"]),
         .target(name: "NTPConf", dependencies: ["RescueCore", "CShim"]),
@@ -35,8 +41,10 @@ let package = Package(
         .target(name: "DiskLayout", dependencies: ["RescueCore", "CZlib", "CExt2fs", "CNtfs3g"]),
         // backup/restore: the disk -> compressor -> FTP pipeline and back.
         .target(name: "Imaging", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout"]),
+        // mount: an lzop image read at random through its block index, served over FUSE.
+        .target(name: "SeekableImage", dependencies: ["RescueCore", "LZOP", "FTP", "DiskLayout", "CFuse"]),
         .target(name: "Applets", dependencies: [
-            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout",
+            "RescueCore", "LZOP", "FTP", "ZeroFill", "NTPConf", "Imaging", "DiskLayout", "SeekableImage",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "rescuebox", dependencies: ["Applets"]),
@@ -47,6 +55,7 @@ let package = Package(
         .testTarget(name: "LZOPTests", dependencies: ["LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "FTPTests", dependencies: ["FTP", "RescueCore", "TestSupport"], exclude: ["fault_ftpd.py"]),
         .testTarget(name: "ZeroFillTests", dependencies: ["ZeroFill", "RescueCore", "TestSupport"]),
+        .testTarget(name: "SeekableImageTests", dependencies: ["SeekableImage", "LZOP", "RescueCore", "TestSupport"]),
         .testTarget(name: "DiskLayoutTests", dependencies: ["DiskLayout", "RescueCore", "TestSupport"]),
         .testTarget(name: "NTPConfTests", dependencies: ["NTPConf", "RescueCore", "TestSupport"], exclude: ["Fixtures"]),
         // Runs the built `rescuebox` binary against real tools and servers.

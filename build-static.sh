@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 export PATH="/opt/swift/usr/bin:$PATH"
 
 need=()
-for pkg in liblzo2-dev zlib1g-dev libext2fs-dev ntfs-3g-dev file; do
+for pkg in liblzo2-dev zlib1g-dev libext2fs-dev ntfs-3g-dev libssl-dev libfuse3-dev file; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -76,6 +76,19 @@ hyperfine --style basic --runs "$RUNS" --export-json "$WORK/restore.json" \
     >/dev/null
 cmp "$TARGET" "$IMAGE" || echo "bench-backup.sh: the restored device differs from the image!"
 
+# The issue's yardstick: backup to a tmpfs-rooted vsftpd, plain and TLS,
+# against bare compression of the same cached source to /dev/null.
+eval "$(scripts/vsftpd-start.sh --dir-base /dev/shm --tls)"
+SHM_DIR="$FTP_DIR"
+trap 'cleanup; scripts/vsftpd-stop.sh "$SHM_DIR" >/dev/null 2>&1 || true' EXIT
+SURL="ftp://$FTP_USER@$FTP_HOST:$FTP_PORT"
+export FTP_PASSWORD="$FTP_PASS"
+hyperfine --style basic --runs "$RUNS" --prepare "rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part" --export-json "$WORK/bare.json" \
+    -n "ddz -1 --no-direct > /dev/null" "'$BIN' ddz -1 --no-direct '$DEV' > /dev/null 2>&1" \
+    -n "backup --no-direct (tmpfs vsftpd)" "'$BIN' backup --no-direct '$DEV' '$SURL/rb.lzo' 2>/dev/null" \
+    -n "backup --no-direct --tls (tmpfs vsftpd)" "'$BIN' backup --no-direct --tls --cacert '$FTP_CERT' '$DEV' '$SURL/rb.lzo' 2>/dev/null" \
+    >/dev/null
+
 python3 - "$WORK" "$SIZE" "$COMPRESSED" <<'PY'
 import json, statistics, sys
 work, size, compressed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -93,4 +106,9 @@ r = medians("restore")
 for cmd, t in r.items():
     print(f"  {cmd:40s} {t:7.3f} s  {size / t / 1e6:7.0f} MB/s")
 print(f"goal: restore >= 1.5x curl | lzop -dc | dd: x{r['curl | lzop -dc | dd oflag=direct'] / r['rescuebox restore']:.2f}")
+z = medians("bare")
+base = z["ddz -1 --no-direct > /dev/null"]
+print(f"\nbackup to a tmpfs-rooted vsftpd against bare compression (goal: <= 1.3x)")
+for cmd, t in z.items():
+    print(f"  {cmd:40s} {t:7.3f} s  {size / t / 1e6:7.0f} MB/s  x{t / base:5.2f} of ddz > /dev/null")
 PY

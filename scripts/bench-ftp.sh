@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # FTP throughput benchmark: rescuebox ftpput/ftpget side by side with
 # `curl -T` / `curl` and busybox ftpput/ftpget, against the same private
-# vsftpd on 127.0.0.1 (started here, stopped after). Prints medians of
-# wall time, throughput, client CPU (user+sys) and ratios vs curl.
-# Never asserts. Needs root (vsftpd). Scale with:
+# vsftpd on 127.0.0.1 whose root is a tmpfs (/dev/shm: a disk-rooted server
+# measures the server's disk), started here, stopped after. Then the same
+# with TLS (--tls against curl --ssl-reqd, self-signed certificate trusted
+# with --cacert on both). Prints medians of wall time, throughput, client
+# CPU (user+sys) and ratios vs curl. Never asserts. Needs root (vsftpd).
+#   BENCH_FTP_TLS=0    skip the TLS round      BENCH_FTP_ROOT=/var/tmp  disk-rooted server
+# Scale with:
 #   BENCH_FTP_MB=1024  data size in MiB      BENCH_RUNS=3  repetitions
 #   RESCUEBOX_BIN=...  binary (default dist/rescuebox, built if missing)
 set -euo pipefail
@@ -18,16 +22,15 @@ for tool in curl busybox python3; do
     command -v "$tool" >/dev/null || { echo "bench-ftp.sh: $tool missing, skipping"; exit 0; }
 done
 
-eval "$(scripts/vsftpd-start.sh)"
+root="${BENCH_FTP_ROOT:-/dev/shm}"
 work="$(mktemp -d /var/tmp/bench-ftp.XXXXXX)"
-trap 'scripts/vsftpd-stop.sh "$FTP_DIR"; rm -rf "$work"' EXIT
+servers=()
+trap 'for d in "${servers[@]}"; do scripts/vsftpd-stop.sh "$d"; done; rm -rf "$work"' EXIT
 src="$work/data.bin"
 # Incompressible data, so nothing anywhere can cheat.
 head -c "$((mb * 1048576))" /dev/urandom >"$src"
-cp "$src" "$FTP_HOME/down.bin"
-chown "$FTP_USER" "$FTP_HOME/down.bin"
-url="ftp://$FTP_USER:$FTP_PASS@127.0.0.1:$FTP_PORT"
-export FTP_PASSWORD="$FTP_PASS"
+# The source is read from the page cache (warm it; the server root is RAM).
+cat "$src" >/dev/null
 
 # measure CMD... -> "wall user sys" of the command and all its children.
 measure() {
@@ -44,51 +47,84 @@ PY
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A wall cpu
-bench() { # NAME CMD
-    local name="$1" cmd="$2" walls=() cpus=() out
-    for _ in $(seq 1 "$runs"); do
-        rm -f "$FTP_HOME"/up-* 2>/dev/null || true
-        sync
-        out="$(measure "$cmd")"
-        read -r w u s rc <<<"$out"
-        if [ "$rc" != 0 ]; then echo "  $name: FAILED (exit $rc)"; return; fi
-        walls+=("$w"); cpus+=("$(echo "$u $s" | awk '{print $1+$2}')")
+# Runs each command once per round, the tools interleaved (so a noisy
+# neighbour hits all of them alike); medians over the rounds.
+bench() { # NAME=CMD...
+    local pair name cmd out r
+    declare -A walls cpus
+    for r in $(seq 1 "$runs"); do
+        for pair in "$@"; do
+            name="${pair%%=*}" cmd="${pair#*=}"
+            rm -f "$FTP_HOME"/up-* 2>/dev/null || true
+            out="$(measure "$cmd")"
+            read -r w u s rc <<<"$out"
+            if [ "$rc" != 0 ]; then echo "  $name: FAILED (exit $rc)"; continue; fi
+            walls[$name]+="$w "; cpus[$name]+="$(echo "$u $s" | awk '{print $1+$2}') "
+        done
     done
-    wall[$name]="$(printf '%s\n' "${walls[@]}" | median)"
-    cpu[$name]="$(printf '%s\n' "${cpus[@]}" | median)"
+    for pair in "$@"; do
+        name="${pair%%=*}"
+        [ -n "${walls[$name]:-}" ] || continue
+        wall[$name]="$(printf '%s\n' ${walls[$name]} | median)"
+        cpu[$name]="$(printf '%s\n' ${cpus[$name]} | median)"
+    done
 }
 
 report() { # TITLE BASELINE NAMES...
     local title="$1" base="$2"; shift 2
     printf '\n%s (%d MiB, median of %d)\n' "$title" "$mb" "$runs"
-    printf '  %-26s %9s %10s %9s %12s %10s\n' tool "wall s" "MB/s" "CPU s" "speed/curl" "CPU/curl"
+    printf '  %-30s %9s %10s %9s %12s %10s\n' tool "wall s" "MB/s" "CPU s" "speed/curl" "CPU/curl"
     for n in "$@"; do
         [ -n "${wall[$n]:-}" ] || continue
         awk -v n="$n" -v w="${wall[$n]}" -v c="${cpu[$n]}" -v bw="${wall[$base]:-0}" -v bc="${cpu[$base]:-0}" -v mb="$mb" \
             'BEGIN { r = (bw > 0 ? bw / w : 0); q = (bc > 0 ? c / bc : 0);
-                     printf "  %-26s %9.3f %10.1f %9.3f %11.2fx %9.2fx\n", n, w, mb * 1.048576 / w, c, r, q }'
+                     printf "  %-30s %9.3f %10.1f %9.3f %11.2fx %9.2fx\n", n, w, mb * 1.048576 / w, c, r, q }'
     done
 }
 
-echo "bench-ftp.sh: vsftpd on 127.0.0.1:$FTP_PORT, $mb MiB of random data, $runs runs, $(nproc) CPUs"
-bench "rescuebox ftpput FILE" "'$bin' ftpput -u $FTP_USER 127.0.0.1:$FTP_PORT up-rb $src"
-bench "curl -T FILE" "curl -sS -T $src $url/up-curl"
-bench "busybox ftpput FILE" "busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb $src"
+start_server() { # vsftpd-start.sh options
+    eval "$(scripts/vsftpd-start.sh --dir-base "$root" "$@")"
+    servers+=("$FTP_DIR")
+    cp "$src" "$FTP_HOME/down.bin"
+    chown "$FTP_USER" "$FTP_HOME/down.bin"
+    url="ftp://$FTP_USER:$FTP_PASS@127.0.0.1:$FTP_PORT"
+    export FTP_PASSWORD="$FTP_PASS"
+}
+
+start_server
+echo "bench-ftp.sh: vsftpd on 127.0.0.1:$FTP_PORT rooted in $root ($(stat -f -c %T "$FTP_HOME")), $mb MiB of random data, $runs runs, $(nproc) CPUs"
+rb="'$bin' ftpput -u $FTP_USER 127.0.0.1:$FTP_PORT"
+bench "rescuebox ftpput FILE=$rb up-rb $src" "curl -T FILE=curl -sS -T $src $url/up-curl" \
+      "busybox ftpput FILE=busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb $src"
 report "Upload from a file" "curl -T FILE" "rescuebox ftpput FILE" "curl -T FILE" "busybox ftpput FILE"
 
-bench "rescuebox ftpput (pipe)" "cat $src | '$bin' ftpput -u $FTP_USER 127.0.0.1:$FTP_PORT up-rb -"
-bench "curl -T - (pipe)" "cat $src | curl -sS -T - $url/up-curl"
-bench "busybox ftpput (pipe)" "cat $src | busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb -"
+bench "rescuebox ftpput (pipe)=cat $src | $rb up-rb -" "curl -T - (pipe)=cat $src | curl -sS -T - $url/up-curl" \
+      "busybox ftpput (pipe)=cat $src | busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb -"
 report "Upload from a pipe (cat's CPU included for all)" "curl -T - (pipe)" \
     "rescuebox ftpput (pipe)" "curl -T - (pipe)" "busybox ftpput (pipe)"
 
-bench "rescuebox ftpget" "'$bin' ftpget -u $FTP_USER 127.0.0.1:$FTP_PORT $work/got-rb down.bin"
-bench "curl" "curl -sS -o $work/got-curl $url/down.bin"
-bench "busybox ftpget" "busybox ftpget -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 $work/got-bb down.bin"
+bench "rescuebox ftpget='$bin' ftpget -u $FTP_USER 127.0.0.1:$FTP_PORT $work/got-rb down.bin" \
+      "curl=curl -sS -o $work/got-curl $url/down.bin" \
+      "busybox ftpget=busybox ftpget -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 $work/got-bb down.bin"
 report "Download to a file" "curl" "rescuebox ftpget" "curl" "busybox ftpget"
 rm -f "$work"/got-*
 
-bench "rescuebox ftpget -" "'$bin' ftpget -u $FTP_USER 127.0.0.1:$FTP_PORT - down.bin >/dev/null"
-bench "curl >/dev/null" "curl -sS $url/down.bin >/dev/null"
-bench "busybox ftpget -" "busybox ftpget -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 - down.bin >/dev/null"
+bench "rescuebox ftpget -='$bin' ftpget -u $FTP_USER 127.0.0.1:$FTP_PORT - down.bin >/dev/null" \
+      "curl >/dev/null=curl -sS $url/down.bin >/dev/null" \
+      "busybox ftpget -=busybox ftpget -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 - down.bin >/dev/null"
 report "Download to stdout (/dev/null)" "curl >/dev/null" "rescuebox ftpget -" "curl >/dev/null" "busybox ftpget -"
+
+[ "${BENCH_FTP_TLS:-1}" = 1 ] || exit 0
+start_server --tls
+echo
+echo "bench-ftp.sh: TLS: vsftpd on 127.0.0.1:$FTP_PORT (ssl_enable, require_ssl_reuse), rescuebox --tls, curl --ssl-reqd"
+rbt="'$bin' ftpput --tls --cacert $FTP_CERT -u $FTP_USER 127.0.0.1:$FTP_PORT"
+ct="curl -sS --ssl-reqd --cacert $FTP_CERT"
+bench "rescuebox ftpput --tls FILE=$rbt up-rb $src" "curl --ssl-reqd -T FILE=$ct -T $src $url/up-curl" \
+      "rescuebox --tls-control-only=$rbt --tls-control-only up-rb $src"
+report "TLS upload from a file" "curl --ssl-reqd -T FILE" "rescuebox ftpput --tls FILE" "curl --ssl-reqd -T FILE" "rescuebox --tls-control-only"
+bench "rescuebox --tls (pipe)=cat $src | $rbt up-rb -" "curl --ssl-reqd -T - (pipe)=cat $src | $ct -T - $url/up-curl"
+report "TLS upload from a pipe (cat's CPU included)" "curl --ssl-reqd -T - (pipe)" "rescuebox --tls (pipe)" "curl --ssl-reqd -T - (pipe)"
+bench "rescuebox ftpget --tls -='$bin' ftpget --tls --cacert $FTP_CERT -u $FTP_USER 127.0.0.1:$FTP_PORT - down.bin >/dev/null" \
+      "curl --ssl-reqd >/dev/null=$ct $url/down.bin >/dev/null"
+report "TLS download to stdout (/dev/null)" "curl --ssl-reqd >/dev/null" "rescuebox ftpget --tls -" "curl --ssl-reqd >/dev/null"

@@ -9,7 +9,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # Debian packages the build and the tests use (real tools as oracles and peers).
 # proftpd and pure-ftpd conflict with vsftpd as packages: only their shared
 # libraries are installed here; scripts/ftpd-unpack.sh unpacks them below.
-packages=(liblzo2-dev zlib1g-dev lzop vsftpd busybox curl tnftp file
+packages=(liblzo2-dev zlib1g-dev libssl-dev strace libfuse3-dev lzop vsftpd busybox curl tnftp file
           e2fsprogs dosfstools ntfs-3g btrfs-progs fuse3 python3-fusepy util-linux procps attr
           openssl libhiredis0.14 libmemcached11 libmemcachedutil2 libsodium23 libpcre2-posix3
           libcap2-bin iproute2 patch libbsd0 libssl3 libedit2 libgnutls30 libnettle8 libseccomp2

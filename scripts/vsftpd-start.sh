@@ -9,10 +9,27 @@
 # (or ftpd-stop.sh) kills it and removes the directory. Never listens
 # outside loopback. Options: those of ftpd-common.sh (--ipv6, --dir-base,
 # --home-size, --max-rate).
+# TLS: --tls-cert FILE --tls-key FILE turns on ssl_enable=YES (explicit
+# AUTH TLS, require_ssl_reuse=YES as vsftpd's default); --tls-implicit makes
+# it implicit_ssl=YES; --tls-force adds force_local_logins_ssl and
+# force_local_data_ssl. --tls alone makes a throwaway self-signed
+# certificate for localhost/127.0.0.1/::1 with openssl req. With TLS it
+# also prints FTP_CERT (the certificate to trust).
 set -euo pipefail
 ftpd_name=vsftpd
 . "$(dirname "$0")/ftpd-common.sh"
-ftpd_extra_option() { return 1; }
+tls=0 cert= key= implicit=NO force=NO
+ftpd_extra_option() {
+    ftpd_shift=1
+    case "$1" in
+        --tls) tls=1 ;;
+        --tls-cert) tls=1; cert="$2"; ftpd_shift=2 ;;
+        --tls-key) tls=1; key="$2"; ftpd_shift=2 ;;
+        --tls-implicit) tls=1; implicit=YES ;;
+        --tls-force) tls=1; force=YES ;;
+        *) return 1 ;;
+    esac
+}
 ftpd_parse_options "$@"
 ftpd_close_inherited_fds
 [ "$(id -u)" = 0 ] || { echo "vsftpd-start.sh: needs root (vsftpd, useradd)" >&2; exit 77; }
@@ -21,6 +38,56 @@ vsftpd=/usr/sbin/vsftpd
 ftpd_ensure_user
 mkdir -p /var/run/vsftpd/empty
 ftpd_make_dir
+
+tlsconf="ssl_enable=NO"
+if ((tls)); then
+    if [ -z "$cert" ]; then
+        cert="$dir/cert.pem" key="$dir/key.pem"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$key" -out "$cert" -days 2 -subj /CN=localhost \
+            -addext "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" 2>/dev/null
+    fi
+    [ -n "$key" ] || key="$cert"
+    tlsconf="ssl_enable=YES
+rsa_cert_file=$cert
+rsa_private_key_file=$key
+require_ssl_reuse=YES
+implicit_ssl=$implicit
+force_local_logins_ssl=$force
+force_local_data_ssl=$force
+allow_anon_ssl=YES
+force_anon_logins_ssl=NO
+force_anon_data_ssl=NO
+ssl_ciphers=HIGH
+ssl_tlsv1=YES
+ssl_sslv2=NO
+ssl_sslv3=NO"
+fi
+
+# implicit_ssl: the banner comes inside TLS.
+wait_banner() {
+    [ "$implicit" = YES ] || { ftpd_wait_banner "$@"; return; }
+    python3 - "$1" "$2" "$3" <<'PY'
+import os, socket, ssl, sys, time
+host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(1)
+    try:
+        with ctx.wrap_socket(socket.create_connection((host, port), timeout=1)) as s:
+            if s.recv(100).startswith(b"220"):
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.02)
+sys.exit(1)
+PY
+}
 
 rate=
 [ -n "$max_rate" ] && rate="local_max_rate=$max_rate"
@@ -66,12 +133,14 @@ ftpd_banner=rescuebox test vsftpd
 max_clients=200
 max_per_ip=200
 $rate
+$tlsconf
 CONF
     "$vsftpd" "$dir/vsftpd.conf" >"$dir/stderr" 2>&1 &
     pid=$!
     echo "$pid" >"$dir/vsftpd.pid"
-    if ftpd_wait_banner "$host" "$port" "$pid"; then
+    if wait_banner "$host" "$port" "$pid"; then
         ftpd_started "$host" "$port" "$pid"
+        ((tls)) && printf 'FTP_CERT=%q\n' "$cert"
         exit 0
     fi
     ftpd_stop_pid "$pid"

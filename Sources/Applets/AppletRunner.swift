@@ -9,7 +9,7 @@ public let rescueboxVersion = "0.1.0"
 
 /// Every applet, in the order `--list` and `--help` show them.
 public let allApplets: [ParsableCommand.Type] = [
-    Ddz.self, FtpPut.self, FtpGet.self, ZeroFillCommand.self, NtpLeap.self, Backup.self, Restore.self,
+    Ddz.self, FtpPut.self, FtpGet.self, ZeroFillCommand.self, NtpLeap.self, Backup.self, Restore.self, Mount.self,
 ]
 
 public func applet(named name: String) -> ParsableCommand.Type? {

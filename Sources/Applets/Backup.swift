@@ -32,6 +32,8 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         A source that stalls (a dying disk) does not cost the upload: after \
         --idle seconds without data the transfer is ended cleanly, the session \
         kept alive with NOOP, and continued when data comes.
+        NAME.lzo.index, the block index `rescuebox mount` reads, is stored \
+        beside the image.
         --manifest also stores NAME.lzo.json: source size, device model and \
         serial, start and end time, compressed size, SHA-256 of the stream.
         --used reads only the blocks the filesystems use (ext2/3/4, NTFS, FAT, \
@@ -39,7 +41,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
         being read; other filesystems, the table and gaps are read in full. \
         With --used, a device with a filesystem mounted read-write is refused \
         even with -f: for that one, run zerofill and back up without --used.
-        Credentials and timeouts as ftpput: URL user or -u; FTP_PASSWORD, \
+        Credentials, timeouts and TLS (--tls, ftps://) as ftpput: URL user or -u; FTP_PASSWORD, \
         ~/.netrc, or a terminal prompt; -p is wiped from the arguments.
         A SOURCE mounted read-write (or a disk with such a partition) is \
         refused: the image would be inconsistent (-f goes ahead).
@@ -54,6 +56,7 @@ public struct Backup: ParsableCommand, NormalizesArguments {
           rescuebox backup --noerror /dev/sdb ftp://admin@nas/dying.lzo
           rescuebox backup /dev/sda /mnt/usb/sda.lzo
           rescuebox backup --used /dev/sda ftp://admin@nas/images/
+          rescuebox backup --tls --pin sha256//r1T0...= /dev/sda ftp://admin@nas/images/
           rescuebox restore ftp://admin@nas/images/pc7.sda.2026-11-26.lzo /dev/sda
         """
     )

@@ -23,6 +23,11 @@ public struct Ddz: ParsableCommand {
         stdin is a redirected file); a block device gets mode 0 (nothing to
         restore), the current time and the device's base name.
 
+        -o FILE also gets FILE.index, the block index `rescuebox mount` uses
+        (hadoop-lzo's .lzo.index layout). --index FILE builds one for an
+        existing lzop file (lzop's own too) from its block headers alone; it
+        supports one member whose blocks all have the same size but the last.
+
         -o FILE is created with mode 0600 and not overwritten unless -f (as
         lzop); a partial output file is removed when compression fails or is
         interrupted. Compressed data is never written to a terminal unless -f.
@@ -42,6 +47,7 @@ public struct Ddz: ParsableCommand {
           lzop -t sda.img.lzo && lzop -dc sda.img.lzo | cmp - /dev/sda
           ddz -d sda.img.lzo -o /dev/sda           restore
           ddz --used /dev/sda -o sda.lzo           read only what the filesystems use
+          ddz --index sda.img.lzo                  write sda.img.lzo.index (for mount)
 
         --used reads the partition table and each filesystem's allocation map
         (ext2/3/4, NTFS, FAT12/16/32, exFAT, swap) and reads only the blocks in
@@ -77,6 +83,9 @@ public struct Ddz: ParsableCommand {
 
     @Flag(name: [.customShort("t"), .customLong("test")], help: "Test an lzop stream's integrity; write nothing.")
     var test = false
+
+    @Flag(name: .customLong("index"), help: "Write INPUT.index, the block index of the lzop file INPUT; nothing else.")
+    var index = false
 
     @Flag(exclusivity: .chooseLast, help: "Compression level (lzop's).")
     var level: Level = .level3
@@ -163,6 +172,13 @@ public struct Ddz: ParsableCommand {
 
     public func run() throws {
         Program.verbose = verbose
+        if index {
+            guard let input, input != "-", output == nil, !decompress, !test else {
+                throw RescueError.usage("--index needs one lzop FILE (and no -o, -d or -t)")
+            }
+            try writeLzopIndexFile(for: input)
+            return
+        }
         if decompress || test {
             try DdzDecompressJob(input: input, output: output, testOnly: test, sparse: !noSparse,
                                  threads: threads, progress: progress, force: force).run()
@@ -238,6 +254,10 @@ struct DdzCompressJob {
             meter.finish()
             throw error
         }
+        // The index before the output counts as done: a failure removes both.
+        if let indexer = sink as? LzopStreamIndexer, let output {
+            try writeLzopIndexFile(try indexer.finish(), to: output + ".index")
+        }
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         let seconds = stopwatch.elapsed
         meter.finish()
@@ -282,6 +302,8 @@ struct DdzCompressJob {
         var token: Int? = nil
         if isRegular {
             token = Cleanup.register { _ = unlink(output) }
+            // A regular file gets its block index beside it (FILE.index).
+            return (LzopStreamIndexer(passingTo: file), file, token)
         }
         return (file, file, token)
     }

@@ -39,6 +39,21 @@ public struct FTPConnectionOptions: ParsableArguments {
     @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Trace the protocol on stderr (passwords shown as ****).")
     public var verbose = false
 
+    @Flag(name: .customLong("tls"), help: "Require TLS (AUTH TLS, PBSZ 0, PROT P); refused before USER when the server has none.")
+    public var tls = false
+
+    @Flag(name: .customLong("tls-control-only"), help: "TLS on the control connection only (PROT C): the password is protected, the data is not.")
+    public var tlsControlOnly = false
+
+    @Option(name: .customLong("cacert"), help: ArgumentHelp("Trust the CA certificates in this PEM file instead of the system store.", valueName: "file"))
+    public var caFile: String?
+
+    @Option(name: .customLong("pin"), help: ArgumentHelp("Trust the server whose public key has this pin (curl's --pinnedpubkey form).", valueName: "sha256//BASE64"))
+    public var pin: String?
+
+    @Flag(name: .customLong("insecure"), help: "Accept any TLS certificate (warns every time; prefer --pin).")
+    public var insecure = false
+
     public init() {}
 
     /// Wipes a command-line password from argv (ps, /proc/PID/cmdline) and
@@ -104,12 +119,28 @@ public struct FTPConnectionOptions: ParsableArguments {
         return try resolver.resolve(host: url.host)
     }
 
+    /// The TLS options for `url`: implicit for ftps://, explicit with
+    /// --tls or --tls-control-only (or any certificate option), else off.
+    public func tlsOptions(for url: FTPURL) throws -> FTPTLSOptions {
+        var options = FTPTLSOptions()
+        if url.implicitTLS { options.mode = .implicit } else if tls || tlsControlOnly { options.mode = .explicit }
+        options.protectData = !tlsControlOnly
+        options.caFile = caFile
+        options.insecure = insecure
+        if let pin { options.pins = try FTPTLSOptions.parsePins(pin) }
+        if !options.isEnabled && (caFile != nil || pin != nil || insecure) {
+            throw RescueError.usage("--cacert, --pin and --insecure need --tls, --tls-control-only or an ftps:// URL")
+        }
+        if insecure && pin != nil { throw RescueError.usage("--insecure and --pin contradict each other: give one") }
+        return options
+    }
+
     /// The server, login, timeouts and -v trace for `url`: what every
     /// session of the job is opened from.
     public func server(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPServerConfig {
         Program.verbose = verbose
         return FTPServerConfig(host: url.host, port: url.port, credentials: credentials, timeouts: try timeouts(),
-                               trace: verbose ? { printError($0) } : nil)
+                               trace: verbose ? { printError($0) } : nil, tls: try tlsOptions(for: url))
     }
 
     /// Connects, logs in, switches to binary.

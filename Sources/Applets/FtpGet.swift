@@ -30,6 +30,7 @@ public struct FtpGet: ParsableCommand, NormalizesArguments {
           ftpget backup.lan sda.img.lzo images/sda.img.lzo
           ftpget ftp://admin@nas/images/sda.lzo - | ddz -d -o /dev/sda
           ftpget -c --progress ftp://admin@nas/images/big.iso
+          ftpget --pin sha256//r1T0...= ftps://admin@nas/images/sda.lzo - | ddz -d -o /dev/sda
           FTP_PASSWORD=s3cret ftpget -u admin nas:2121 "my file.bin" "dir/my file.bin"
         """
     )

@@ -42,6 +42,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments {
           ddz /dev/sda | ftpput --mkdirs --progress ftp://admin@nas/2026/sda.lzo
           ftpput -c ftp://admin@nas/images/big.iso big.iso      # resume
           ftpput --timeout 20 -v ftp://[::1]:2121/x.bin x.bin
+          ftpput --tls --cacert nas-ca.pem ftp://admin@nas/images/sda.lzo sda.lzo
         """
     )
 

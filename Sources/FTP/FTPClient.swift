@@ -42,9 +42,15 @@ public struct FTPServerConfig {
     public var timeouts: FTPTimeouts
     /// With -v: the protocol trace (passwords shown as ****).
     public var trace: ((String) -> Void)?
+    /// TLS (--tls, ftps://, certificate options): the same for every session.
+    public var tls: FTPTLSOptions
+    /// The name the server's certificate must carry when `host` is the
+    /// address a first session reached (openAnotherSession).
+    var tlsServerName: String?
 
     public init(host: String, port: UInt16, credentials: FTPCredentials, timeouts: FTPTimeouts = FTPTimeouts(),
-                trace: ((String) -> Void)? = nil) {
+                trace: ((String) -> Void)? = nil, tls: FTPTLSOptions = FTPTLSOptions()) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.credentials = credentials
@@ -95,6 +101,17 @@ public final class FTPClient {
     public var trace: ((String) -> Void)?
     /// Kernel socket buffer size asked for on data connections.
     public var socketBufferSize = 4 << 20
+    /// TLS (TLS.swift): explicit (AUTH TLS) or implicit; off by default.
+    public var tls = FTPTLSOptions()
+    private var tlsContext: TLSContext?
+    /// The name the certificate must carry when it differs from `host`
+    /// (a second session connects to the first one's address).
+    private var tlsServerName: String?
+    /// For downloads ended early (ranged reads, `mount`): the data
+    /// connection's receive buffer and TCP segment size, so the server has
+    /// little in flight (and counted as sent) past the bytes wanted. nil:
+    /// sized for throughput (socketBufferSize).
+    public var rangedReceiveLimit: (receiveBuffer: Int, segmentSize: Int)?
 
     /// The configuration this session was opened from (`openSession`).
     public private(set) var config: FTPServerConfig?
@@ -147,9 +164,44 @@ public final class FTPClient {
             }
         }
         guard control != nil else { throw lastError ?? RescueError(label, "connect", "no address") }
+        if tls.mode == .implicit { try startTLS() }
         var greeting = try readReply(for: "connect")
         while greeting.isPreliminary { greeting = try readReply(for: "connect") }
         guard greeting.isSuccess else { throw failure("connect", greeting) }
+        if tls.mode == .explicit {
+            // RFC 4217: AUTH TLS, then the handshake, before USER.
+            let auth = try command("AUTH TLS")
+            guard auth.code == 234 else {
+                var error = failure("AUTH TLS", auth)
+                error.reason = "the server offers no TLS (it replied \(auth)); refused before USER was sent (--tls)"
+                disconnect()
+                throw error
+            }
+            try startTLS()
+        }
+    }
+
+    /// The TLS handshake on the control connection, with the certificate
+    /// check; a refusal closes the connection before anything else is sent.
+    private func startTLS() throws {
+        guard let control else { throw RescueError(label, "TLS handshake", "not connected") }
+        do {
+            if tlsContext == nil { tlsContext = try TLSContext(options: tls) }
+            let stream = try TLSStream(context: tlsContext!, socket: control, serverName: tlsServerName ?? host)
+            try stream.handshake(timeout: timeouts.connect, trace: trace)
+            control.tls = stream
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    /// After login on a TLS session: PBSZ 0, then PROT P (or PROT C with
+    /// --tls-control-only).
+    private func setDataProtection() throws {
+        guard control?.tls != nil else { return }
+        try expectSuccess("PBSZ 0")
+        try expectSuccess(tls.protectData ? "PROT P" : "PROT C")
     }
 
     /// The one way to open a session: connect, log in, TYPE I.
@@ -157,6 +209,8 @@ public final class FTPClient {
         let client = FTPClient(timeouts: timeouts ?? config.timeouts)
         client.trace = config.trace
         client.config = config
+        client.tls = config.tls
+        client.tlsServerName = config.tlsServerName
         try client.connect(host: config.host, port: config.port)
         try client.login(user: config.credentials.user, password: config.credentials.password)
         try client.setBinary()
@@ -164,12 +218,18 @@ public final class FTPClient {
     }
 
     /// USER/PASS. Anonymous: user "anonymous", password "anonymous@".
+    /// On a TLS session, then PBSZ/PROT.
     public func login(user: String, password: String) throws {
+        try authenticate(user: user, password: password)
+        try setDataProtection()
+    }
+
+    private func authenticate(user: String, password: String) throws {
         try checkSafeForControl(user, what: "user name")
         try checkSafeForControl(password, what: "password")
         if config == nil {
             config = FTPServerConfig(host: host, port: port, credentials: FTPCredentials(user: user, password: password, source: ""),
-                                     timeouts: timeouts, trace: trace)
+                                     timeouts: timeouts, trace: trace, tls: tls)
         }
         let reply = try command("USER \(user)")
         if reply.code == 230 { return }
@@ -402,6 +462,8 @@ public final class FTPClient {
     /// address this one reached: no second name lookup.
     public func openAnotherSession(timeouts: FTPTimeouts? = nil) throws -> FTPClient {
         guard var config else { throw RescueError(label, "connect", "no session configuration") }
+        config.tls = tls
+        config.tlsServerName = tlsServerName ?? host
         if let peer { config.host = peer.host; config.port = peer.port }
         let other = try FTPClient.openSession(config, timeouts: timeouts)
         other.host = host
@@ -475,6 +537,7 @@ public final class FTPClient {
     /// True when a reply has arrived (or the connection ended) without waiting.
     func controlHasInput() -> Bool {
         guard let control else { return false }
+        if control.tls?.hasPendingInput == true { return true }
         return (try? control.wait(events: Int16(POLLIN), timeout: 0)) == .ready
     }
 
@@ -532,7 +595,13 @@ public final class FTPClient {
             port = parsed.port
         }
         target.port = port!
-        return try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
-                                  bufferSize: socketBufferSize)
+        let data = try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
+                                      bufferSize: socketBufferSize, limit: rangedReceiveLimit)
+        if tls.protectData, let controlTLS = control?.tls, let tlsContext {
+            // PROT P: TLS resuming the control connection's session; the
+            // handshake follows the server's 1xx (FTPDataStream).
+            data.tls = try TLSStream(context: tlsContext, socket: data, serverName: tlsServerName ?? host, reuse: controlTLS)
+        }
+        return data
     }
 }

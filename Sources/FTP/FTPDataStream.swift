@@ -48,8 +48,14 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// send() loop that counts every byte accepted by the kernel; false when
     /// it stopped early because the control connection has something to say.
     private func sendTracking(_ bytes: UnsafeRawBufferPointer) throws -> Bool {
-        var done = 0
         let watch = client.controlDescriptor
+        if let tls = socket.tls {
+            try secure(tls)
+            return try tls.send(bytes, timeout: client.timeouts.stall, what: "send", watch: watch) {
+                self.bytesTransferred += UInt64($0)
+            }
+        }
+        var done = 0
         while done < bytes.count {
             let n = Glibc.send(socket.fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
             if n >= 0 { done += n; bytesTransferred += UInt64(n); continue }
@@ -70,6 +76,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// `limit` bytes; returns the bytes sent. `progress` gets the running
     /// total of this call.
     public func sendFile(descriptor: Int32, limit: UInt64? = nil, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        try refuseZeroCopyOnTLS("sendfile")
         var sent: UInt64 = 0
         let watch = client.controlDescriptor
         let chunk: UInt64 = 8 << 20
@@ -107,6 +114,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// returns the bytes sent. Throws a RescueError with operation "splice"
     /// when the kernel refuses before anything was sent (use `write`).
     public func splice(from descriptor: Int32, isPipe: Bool, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        try refuseZeroCopyOnTLS("splice")
         let chunk = 1 << 20
         var sent: UInt64 = 0
         if isPipe {
@@ -166,8 +174,24 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// connection (end of file); fails when nothing arrives for the stall
     /// timeout.
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        makeReceiveBlocking()
         var filled = 0
+        if let tls = socket.tls {
+            try secure(tls)
+            // As plain downloads: a blocking socket with SO_RCVTIMEO, so
+            // SSL_read waits in recv instead of a poll per record.
+            makeReceiveBlocking()
+            tls.blockingReads = true
+            while filled < buffer.count {
+                let n = try tls.receive(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]),
+                                        timeout: client.timeouts.stall, what: "receive",
+                                        timeoutReason: "no progress for \(formatSeconds(client.timeouts.stall)) (stall timeout)")
+                if n == 0 { break }
+                filled += n
+                bytesTransferred += UInt64(n)
+            }
+            return filled
+        }
+        makeReceiveBlocking()
         while filled < buffer.count {
             let n = Glibc.recv(socket.fd, buffer.baseAddress! + filled, buffer.count - filled, Int32(MSG_WAITALL))
             if n == 0 { break }
@@ -191,6 +215,7 @@ public final class FTPDataStream: ByteSink, ByteSource {
     /// before anything was received (use `read`). `output` names the
     /// descriptor in errors.
     public func splice(to descriptor: Int32, isPipe: Bool, output: String, progress: ((UInt64) -> Void)? = nil) throws -> UInt64 {
+        try refuseZeroCopyOnTLS("splice")
         makeReceiveBlocking()
         let chunk = 1 << 20
         var received: UInt64 = 0
@@ -260,6 +285,11 @@ public final class FTPDataStream: ByteSink, ByteSource {
     @discardableResult
     public func finish() throws -> FTPReply {
         guard !done else { throw RescueError(client.label, command, "transfer already finished") }
+        if let tls = socket.tls {
+            // Even an empty transfer has its handshake; an upload ends with close_notify.
+            try secure(tls)
+            if isUpload { tls.shutdown(timeout: min(client.timeouts.stall, 5)) }
+        }
         done = true
         socket.close()
         var reply = try client.readReply(for: command)
@@ -277,6 +307,27 @@ public final class FTPDataStream: ByteSink, ByteSource {
         done = true
         socket.close()
         client.abortTransfer()
+    }
+
+    /// The data connection's TLS handshake (after the server's 1xx, as
+    /// RFC 4217 orders it), resuming the control connection's session.
+    private func secure(_ tls: TLSStream) throws {
+        guard !tls.isHandshaken else { return }
+        do {
+            try tls.handshake(timeout: client.timeouts.connect, trace: client.trace, isData: true)
+        } catch let error as RescueError {
+            throw explain(error)
+        }
+    }
+
+    /// splice/sendfile move plaintext: a TLS data connection refuses them
+    /// (kind .zeroCopyUnsupported, nothing sent) so callers copy through
+    /// `write`/`read`, which go through SSL_write/SSL_read.
+    private func refuseZeroCopyOnTLS(_ operation: String) throws {
+        if socket.tls != nil {
+            throw RescueError(socket.label, operation, "not used on a TLS data connection (bytes go through SSL_write)")
+                .with(kind: .zeroCopyUnsupported)
+        }
     }
 
     private func stallError() -> RescueError {

@@ -1,6 +1,7 @@
 import RescueCore
 
-/// `ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH`, or the busybox-style
+/// `ftp://[USER[:PASSWORD]@]HOST[:PORT]/PATH` (`ftps://` for implicit TLS,
+/// port 990 by default), or the busybox-style
 /// `HOST[:PORT]` plus a separate path. Percent escapes (`%20`) are decoded
 /// in the user, password and path. As curl does, the path is relative to
 /// the login directory (`ftp://h/dir/f`); a second slash makes it absolute
@@ -11,8 +12,12 @@ public struct FTPURL: Equatable, CustomStringConvertible {
     public var host: String
     public var port: UInt16
     public var path: String
+    /// `ftps://`: TLS from the first byte (implicit FTPS).
+    public var implicitTLS = false
 
-    public init(user: String? = nil, password: String? = nil, host: String, port: UInt16 = 21, path: String) {
+    public init(user: String? = nil, password: String? = nil, host: String, port: UInt16 = 21, path: String,
+                implicitTLS: Bool = false) {
+        self.implicitTLS = implicitTLS
         self.user = user
         self.password = password
         self.host = host
@@ -20,15 +25,17 @@ public struct FTPURL: Equatable, CustomStringConvertible {
         self.path = path
     }
 
-    /// True when `text` starts with `ftp://` (any case).
+    /// True when `text` starts with `ftp://` or `ftps://` (any case).
     public static func looksLikeURL(_ text: String) -> Bool {
-        text.lowercased().hasPrefix("ftp://")
+        let lower = text.lowercased()
+        return lower.hasPrefix("ftp://") || lower.hasPrefix("ftps://")
     }
 
     /// Parses a full URL. Throws a usage error for anything malformed.
     public static func parse(_ text: String) throws -> FTPURL {
         guard looksLikeURL(text) else { throw RescueError.usage("'\(sanitizeForDisplay(text))' is not an ftp:// URL") }
-        var rest = Substring(text.dropFirst(6))
+        let implicitTLS = text.lowercased().hasPrefix("ftps://")
+        var rest = Substring(text.dropFirst(implicitTLS ? 7 : 6))
         var authority: Substring
         var path = ""
         if let slash = rest.firstIndex(of: "/") {
@@ -51,9 +58,9 @@ public struct FTPURL: Equatable, CustomStringConvertible {
             }
             if user == "" { user = nil }
         }
-        let (host, port) = try parseHostPort(String(authority), defaultPort: 21)
+        let (host, port) = try parseHostPort(String(authority), defaultPort: implicitTLS ? 990 : 21)
         return FTPURL(user: user, password: password, host: host, port: port,
-                      path: try percentDecode(path, what: "URL path"))
+                      path: try percentDecode(path, what: "URL path"), implicitTLS: implicitTLS)
     }
 
     /// `host`, `host:port`, `[v6]`, `[v6]:port`, or a bare IPv6 literal.
@@ -83,6 +90,7 @@ public struct FTPURL: Equatable, CustomStringConvertible {
     public var description: String {
         let h = host.contains(":") ? "[\(host)]" : host
         let u = user.map { "\($0)@" } ?? ""
+        if implicitTLS { return "ftps://\(u)\(h)\(port == 990 ? "" : ":\(port)")/\(path)" }
         return "ftp://\(u)\(h)\(port == 21 ? "" : ":\(port)")/\(path)"
     }
 }

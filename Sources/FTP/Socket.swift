@@ -97,6 +97,9 @@ enum SocketWait { case ready, otherReady, timedOut }
 final class Socket {
     let fd: Int32
     let label: String
+    /// TLS on this connection (TLS.swift), once started: sends and
+    /// receives then go through it.
+    var tls: TLSStream?
     private var closed = false
 
     init(fd: Int32, label: String) {
@@ -117,11 +120,20 @@ final class Socket {
     }
 
     /// Connects within `timeout` seconds.
-    static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil) throws -> Socket {
+    /// `limit` (receive buffer, segment size) caps what a peer can have in
+    /// flight towards us: for reads that end early (FTPClient.rangedReceiveLimit).
+    static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil,
+                        limit: (receiveBuffer: Int, segmentSize: Int)? = nil) throws -> Socket {
         let fd = Glibc.socket(address.isIPv6 ? AF_INET6 : AF_INET, socketType(SOCK_STREAM), 0)
         guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()).with(kind: .connection) }
         let socket = Socket(fd: fd, label: label)
-        if let bufferSize { socket.setBufferSize(bufferSize) }
+        if let limit {
+            var buffer = Int32(clamping: limit.receiveBuffer), segment = Int32(clamping: limit.segmentSize)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &segment, socklen_t(MemoryLayout<Int32>.size))
+        } else if let bufferSize {
+            socket.setBufferSize(bufferSize)
+        }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let rc = address.withSockaddr { Glibc.connect(fd, $0, $1) }
@@ -207,6 +219,7 @@ final class Socket {
     /// becomes readable while the socket is blocked (the server answered on
     /// the control connection mid-transfer).
     func sendAll(_ bytes: UnsafeRawBufferPointer, timeout: Double, what: String = "send", watch: Int32? = nil) throws -> Bool {
+        if let tls { return try tls.send(bytes, timeout: timeout, what: what, watch: watch) }
         var done = 0
         while done < bytes.count {
             let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
@@ -227,6 +240,7 @@ final class Socket {
     /// Receives up to `buffer.count` bytes, waiting at most `timeout`
     /// seconds for the first; 0 at end of stream.
     func receive(into buffer: UnsafeMutableRawBufferPointer, timeout: Double, what: String = "receive", timeoutReason: String) throws -> Int {
+        if let tls { return try tls.receive(into: buffer, timeout: timeout, what: what, timeoutReason: timeoutReason) }
         while true {
             let n = Glibc.recv(fd, buffer.baseAddress, buffer.count, 0)
             if n >= 0 { return n }

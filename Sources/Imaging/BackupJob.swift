@@ -108,6 +108,9 @@ public final class BackupJob {
             printError("warning: \(reader.name) gave no data: the image is empty")
         }
         if options.used { result.usedSummary = usedSummaryLine(reader) }
+        if options.upload != nil {
+            try storeIndex(headerLength: UInt64(header.bytes().count))
+        }
         if options.manifest {
             var manifest = Manifest(image: imageName, source: options.source, sourceSize: reader.sourceSize,
                                     started: started, finished: Int(time(nil)), compressedSize: result.outputBytes,
@@ -307,11 +310,32 @@ public final class BackupJob {
         if let temp, let path = options.localOutput {
             try outFile.sync()
             try outFile.close()
-            if rename(temp, path) != 0 { throw RescueError(path, "rename from \(temp)", errno: lastErrno()) }
+            // The block index (for mount) first: a failure leaves neither.
+            try writeLzopIndexFile(for: temp, indexPath: path + ".index")
+            if rename(temp, path) != 0 {
+                let err = lastErrno()
+                _ = unlink(path + ".index")
+                throw RescueError(path, "rename from \(temp)", errno: err)
+            }
         }
         if let cleanup { Cleanup.unregister(cleanup) }
         return BackupResult(inputBytes: reader.position, outputBytes: sink.position, seconds: 0, reconnects: 0,
                             badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil)
+    }
+
+    /// NAME.lzo.index beside the uploaded image (for `rescuebox mount`):
+    /// every block's frame offset, from the frame lengths recorded for
+    /// resuming (complete after a resumed upload too).
+    private func storeIndex(headerLength: UInt64) throws {
+        guard let upload = uploader, let target = options.upload else { return }
+        var offsets: [UInt64] = []
+        offsets.reserveCapacity(frameLengths.count)
+        var at = headerLength
+        for length in frameLengths {
+            offsets.append(at)
+            at += UInt64(length)
+        }
+        try upload.storeSmallFile(target.remotePath + ".index", contents: LzopBlockIndex.serialize(frameOffsets: offsets))
     }
 
     private func storeManifest(_ bytes: [UInt8]) throws {

@@ -51,6 +51,8 @@ case "--help", "-h", "help":
     writeText(usage(), to: 1)
 case "--version":
     printStdout("rescuebox \(version)")
+    printStdout("Licence GPL-3.0-or-later <https://gnu.org/licenses/gpl.html>; no warranty.")
+    printStdout("Statically linked: liblzo2, libntfs-3g (GPL-2.0-or-later), libext2fs, zlib, OpenSSL 3 (Apache-2.0).")
 case "--list":
     for name in appletNames() { printStdout(name) }
 case "--install":

@@ -120,6 +120,23 @@ final class URLAndSafetyTests: XCTestCase {
         XCTAssertEqual(u.path, "")
     }
 
+    func testFTPSURLAndPins() throws {
+        var u = try FTPURL.parse("ftps://admin@nas/img/a.lzo")
+        XCTAssertTrue(u.implicitTLS)
+        XCTAssertEqual(u.port, 990)
+        XCTAssertEqual(u.description, "ftps://admin@nas/img/a.lzo")
+        u = try FTPURL.parse("FTPS://nas:2990/x")
+        XCTAssertEqual(u.port, 2990)
+        XCTAssertEqual(u.description, "ftps://nas:2990/x")
+        XCTAssertFalse(try FTPURL.parse("ftp://nas/x").implicitTLS)
+        let pin = "sha256//CeOZuVApbyOs0Ug1ZdqTQAeTVGUAf5Ymg6qn+Z/XBNw="
+        XCTAssertEqual(try FTPTLSOptions.parsePins(pin), [pin])
+        XCTAssertEqual(try FTPTLSOptions.parsePins("\(pin);\(pin)").count, 2)
+        for bad in ["", "sha256//", "sha1//CeOZuVApbyOs0Ug1ZdqTQAeTVGUAf5Ymg6qn+Z/XBNw=", "sha256//abc", "CeOZuVApbyOs0Ug1ZdqTQAeTVGUAf5Ymg6qn+Z/XBNw="] {
+            XCTAssertThrowsError(try FTPTLSOptions.parsePins(bad), bad)
+        }
+    }
+
     func testHostPort() throws {
         XCTAssertTrue(try FTPURL.parseHostPort("h:21", defaultPort: 1) == ("h", 21))
         XCTAssertTrue(try FTPURL.parseHostPort("::1", defaultPort: 21) == ("::1", 21))

@@ -40,12 +40,14 @@ final class BackupRestoreTests: XCTestCase {
         XCTAssertEqual(up.status, 0, up.stderr)
         XCTAssertTrue(up.stderr.contains("bytes (50 MB, 48 MiB) read"), up.stderr)
         let names = try FileManager.default.contentsOfDirectory(atPath: ftp.home + "/images").sorted()
-        XCTAssertEqual(names.count, 2, "\(names)")
+        XCTAssertEqual(names.count, 3, "image, manifest and block index: \(names)")
         guard let image = names.first(where: { $0.hasSuffix(".lzo") }) else { return XCTFail("no image: \(names)") }
         let device = (source.device as NSString).lastPathComponent
         XCTAssertTrue(image.hasSuffix(".\(device).\(try shOK("date +%Y-%m-%d")).lzo"), image)
         let stored = ftp.home + "/images/" + image
         try shOK("lzop -t '\(stored)'")
+        // The uploaded block index is the one ddz --index builds from the image.
+        try shOK("cp '\(stored)' '\(dir.file("copy.lzo"))' && '\(bin)' ddz --index '\(dir.file("copy.lzo"))' && cmp '\(dir.file("copy.lzo.index"))' '\(stored).index'")
         let manifest = try String(contentsOfFile: stored + ".json", encoding: .utf8)
         XCTAssertTrue(manifest.contains("\"source_size\": \(48 << 20)"), manifest)
         XCTAssertTrue(manifest.contains("\"sha256\": \"\(try shOK("sha256sum '\(stored)' | cut -d' ' -f1"))\""), manifest)

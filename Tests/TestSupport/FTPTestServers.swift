@@ -32,6 +32,9 @@ public struct FTPServerOptions: Sendable {
     public var denySize: Bool
     /// proftpd only: `AllowStoreRestart on`. Off (proftpd's default) refuses REST before STOR, and APPE.
     public var allowStoreRestart: Bool
+    /// More options for the start script as they are: vsftpd's TLS ones
+    /// (`--tls`, `--tls-cert FILE`, `--tls-key FILE`, `--tls-implicit`, `--tls-force`).
+    public var scriptOptions: [String] = []
 
     public init(ipv6: Bool = false, homeSize: String? = nil, maxRate: Int? = nil,
                 denySize: Bool = false, allowStoreRestart: Bool = false) {
@@ -49,7 +52,7 @@ public struct FTPServerOptions: Sendable {
         if let maxRate { args += ["--max-rate", String(maxRate)] }
         if denySize { args.append("--deny-size") }
         if allowStoreRestart { args.append("--allow-store-restart") }
-        return args
+        return args + scriptOptions
     }
 }
 

@@ -29,6 +29,14 @@ public final class VsftpdServer: ScriptedFTPServer {
         return try start(FTPServerOptions(ipv6: ipv6))
     }
 
+    /// With vsftpd-start.sh's TLS options (`--tls`, `--tls-cert FILE
+    /// --tls-key FILE`, `--tls-implicit`, `--tls-force`).
+    public static func start(options scriptOptions: [String]) throws -> VsftpdServer {
+        var options = FTPServerOptions()
+        options.scriptOptions = scriptOptions
+        return try start(options)
+    }
+
     public static func start(_ options: FTPServerOptions) throws -> VsftpdServer {
         try launch(.vsftpd, options) as! VsftpdServer
     }

@@ -1,0 +1,294 @@
+// An lzop image read at random through its block index: a read decodes
+// only the blocks it touches (checksums verified), decoded blocks stay in
+// an LRU cache of bounded size, and sequential reading is detected and
+// read ahead on worker threads (one per core). Adjacent missing blocks are
+// fetched with one source read (one FTP transfer).
+import LZOP
+import RescueCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A read that met a corrupt block: EIO for the range, the rest is fine.
+public struct CorruptBlockError: Error, CustomStringConvertible {
+    public let block: Int
+    /// Offset of the block's dlen field in the compressed file.
+    public let compressedOffset: UInt64
+    /// Offset of the block's first byte in the uncompressed image.
+    public let imageOffset: UInt64
+    public let reason: String
+    public var description: String {
+        "block \(block) (compressed offset \(compressedOffset), image bytes \(imageOffset)-): \(reason)"
+    }
+}
+
+public struct SeekableImageOptions: Sendable {
+    /// Bytes of decoded blocks kept (at least a few blocks).
+    public var cacheBytes: Int = 256 << 20
+    /// Worker threads for read-ahead (decoding on all cores).
+    public var threads: Int = WorkerThread.onlineProcessors
+    /// Most blocks one source read covers.
+    public var runBlocks: Int = 16
+    /// Blocks read ahead of a sequential reader.
+    public var readAheadBlocks: Int = 64
+    public init() {}
+}
+
+public final class SeekableImage: @unchecked Sendable {
+    public let source: LzopRandomAccess
+    public let index: LzopBlockIndex
+    /// How messages name the image.
+    public let name: String
+    public let options: SeekableImageOptions
+    /// Called once per corrupt block with the line to print.
+    public var onCorruptBlock: ((String) -> Void)?
+    /// Off until a mount has forked into the background: threads do not
+    /// survive fork, so none may start before.
+    public var readAheadEnabled = true
+
+    public var size: UInt64 { index.uncompressedSize }
+
+    private final class Block {
+        let data: AlignedBuffer?   // nil: all zeros
+        let count: Int
+        init(data: AlignedBuffer?, count: Int) { self.data = data; self.count = count }
+    }
+    private enum Entry {
+        case loading
+        case ready(Block)
+        case corrupt(CorruptBlockError)
+    }
+
+    private let monitor = Monitor()
+    private var entries: [Int: Entry] = [:]
+    private var lastUse: [Int: UInt64] = [:]
+    private var tick: UInt64 = 0
+    private let cacheBlocks: Int
+    private var decoders: [LzopSingleBlockDecoder] = []
+    private var previousLast = -2
+    private var streak = 0
+    private var queue: BlockingQueue<[Int]>?
+    private var workers: [WorkerThread] = []
+    private var hits = 0
+    private var misses = 0
+
+    public init(source: LzopRandomAccess, index: LzopBlockIndex, name: String, options: SeekableImageOptions = SeekableImageOptions()) {
+        self.source = source
+        self.index = index
+        self.name = name
+        self.options = options
+        cacheBlocks = max(options.cacheBytes / max(1, index.blockSize), 4 * max(1, options.runBlocks))
+    }
+
+    deinit { stop() }
+
+    /// Ends the read-ahead threads.
+    public func stop() {
+        let (q, w): (BlockingQueue<[Int]>?, [WorkerThread]) = monitor.locked {
+            defer { queue = nil; workers = [] }
+            return (queue, workers)
+        }
+        q?.close()
+        for t in w { t.join() }
+    }
+
+    /// Cache hits and misses (blocks), for -v and benchmarks.
+    public var statistics: (hits: Int, misses: Int) { monitor.locked { (hits, misses) } }
+
+    /// Copies up to `count` bytes from `offset` to `destination`; returns
+    /// fewer only at the end of the image (0 at or past it). Throws
+    /// CorruptBlockError when a block in the range is corrupt, or the
+    /// source's error.
+    public func read(at offset: UInt64, count: Int, into destination: UnsafeMutableRawPointer) throws -> Int {
+        guard offset < size, count > 0 else { return 0 }
+        let end = min(offset + UInt64(count), size)
+        let bs = UInt64(index.blockSize)
+        let first = Int(offset / bs), last = Int((end - 1) / bs)
+        let blocks = try obtain(first...last)
+        readAhead(after: first...last)
+        var position = offset
+        for (i, block) in zip(first...last, blocks) {
+            let blockStart = UInt64(i) * bs
+            let from = Int(position - blockStart)
+            let n = Int(min(end, blockStart + UInt64(block.count)) - position)
+            let out = destination + Int(position - offset)
+            if let data = block.data { memcpy(out, data.pointer + from, n) } else { memset(out, 0, n) }
+            position += UInt64(n)
+        }
+        return Int(end - offset)
+    }
+
+    /// The decoded blocks of `range`, fetching the missing ones on this
+    /// thread and waiting for those another thread is fetching.
+    private func obtain(_ range: ClosedRange<Int>) throws -> [Block] {
+        while true {
+            var mine: [Int] = []
+            let result: [Block]? = try monitor.locked {
+                var pending = false
+                var found: [Block] = []
+                for b in range {
+                    switch entries[b] {
+                    case nil:
+                        entries[b] = .loading
+                        mine.append(b)
+                        misses += 1
+                    case .loading:
+                        pending = true
+                    case .ready(let block):
+                        found.append(block)
+                        tick += 1
+                        lastUse[b] = tick
+                    case .corrupt(let error):
+                        if mine.isEmpty { throw error }
+                    }
+                }
+                if mine.isEmpty && !pending {
+                    hits += found.count
+                    return found
+                }
+                if mine.isEmpty { monitor.wait() }
+                return nil
+            }
+            if let result { return result }
+            if !mine.isEmpty { try fetch(mine) }
+        }
+    }
+
+    /// Fetches and decodes `blocks` (ascending), in runs of adjacent blocks.
+    private func fetch(_ blocks: [Int]) throws {
+        var runs: [[Int]] = []
+        for b in blocks {
+            if var run = runs.last, run.last! + 1 == b, run.count < options.runBlocks {
+                run.append(b)
+                runs[runs.count - 1] = run
+            } else {
+                runs.append([b])
+            }
+        }
+        var firstError: Error?
+        for run in runs {
+            do { try fetchRun(run) } catch { if firstError == nil { firstError = error } }
+        }
+        if let firstError { throw firstError }
+    }
+
+    private func fetchRun(_ run: [Int]) throws {
+        let start = index.blockOffsets[run[0]]
+        let last = run[run.count - 1]
+        let end = index.blockOffsets[last] + index.compressedLength(last)
+        let raw = AlignedBuffer(capacity: Int(end - start))
+        do {
+            let got = try source.read(at: start, into: UnsafeMutableRawBufferPointer(start: raw.pointer, count: raw.capacity))
+            if got < raw.capacity {
+                throw RescueError(name, "read at \(start + UInt64(got))", "the compressed file ends before the index's last block")
+            }
+        } catch {
+            monitor.locked {
+                for b in run { entries[b] = nil }
+                monitor.broadcast()
+            }
+            throw error
+        }
+        let decoder = try takeDecoder()
+        defer { monitor.locked { decoders.append(decoder) } }
+        // Each block is published as soon as it is decoded: a reader
+        // waiting for the first block of a run does not wait for the rest.
+        for b in run {
+            let at = index.blockOffsets[b]
+            let slice = UnsafeRawBufferPointer(start: raw.pointer + Int(at - start), count: Int(index.compressedLength(b)))
+            let entry: Entry
+            do {
+                let r = try decoder.decode(slice, offset: at)
+                guard r.count <= index.blockSize else {
+                    throw LzopFormatError(.badBlockLength, at: at, "block holds \(r.count) bytes, more than the index's block size \(index.blockSize)")
+                }
+                entry = .ready(Block(data: r.data, count: r.count))
+            } catch {
+                let reason = (error as? LzopFormatError)?.message ?? "\(error)"
+                let e = CorruptBlockError(block: b, compressedOffset: at, imageOffset: UInt64(b) * UInt64(index.blockSize), reason: reason)
+                entry = .corrupt(e)
+                onCorruptBlock?("\(name): block \(b) at compressed offset \(at) (image offset \(e.imageOffset), \(index.blockSize) bytes): \(reason); reads of that range fail with EIO")
+            }
+            monitor.locked {
+                entries[b] = entry
+                tick += 1
+                lastUse[b] = tick
+                if b == last { evict() }
+                monitor.broadcast()
+            }
+        }
+    }
+
+    /// Drops the least recently used decoded blocks above the bound.
+    private func evict() {
+        let over = lastUse.count - cacheBlocks
+        guard over > 0 else { return }
+        let victims = lastUse.sorted { $0.value < $1.value }.prefix(over + cacheBlocks / 8)
+        for (b, _) in victims {
+            if case .ready = entries[b] {
+                entries[b] = nil
+                lastUse[b] = nil
+            } else if case .corrupt = entries[b] {
+                lastUse[b] = nil   // stays known as corrupt
+            }
+        }
+    }
+
+    private func takeDecoder() throws -> LzopSingleBlockDecoder {
+        if let d = monitor.locked({ decoders.popLast() }) { return d }
+        return try LzopSingleBlockDecoder(layout: index.layout)
+    }
+
+    /// After a read of `range`: when the reads go forward block after
+    /// block, queue the next blocks for the workers.
+    private func readAhead(after range: ClosedRange<Int>) {
+        guard options.readAheadBlocks > 0, readAheadEnabled else { return }
+        var wanted: [Int] = []
+        let q: BlockingQueue<[Int]>? = monitor.locked {
+            let sequential = range.lowerBound == previousLast || range.lowerBound == previousLast + 1
+            // streak: blocks read one after another so far.
+            streak = sequential ? streak + (range.upperBound - previousLast) : 0
+            previousLast = range.upperBound
+            guard streak >= 2 else { return nil }
+            // The window grows with the streak; new blocks are queued only
+            // when less than half of it is left, in whole runs, so each
+            // transfer covers many blocks.
+            let window = min(options.readAheadBlocks, max(4, streak / 2))
+            let limit = min(index.blockCount - 1, range.upperBound + window)
+            var next = range.upperBound + 1
+            while next <= limit && entries[next] != nil { next += 1 }
+            guard next <= limit, next - range.upperBound <= window / 2 else { return nil }
+            for b in next...limit where entries[b] == nil {
+                entries[b] = .loading
+                wanted.append(b)
+            }
+            guard !wanted.isEmpty else { return nil }
+            if queue == nil { startWorkers() }
+            return queue
+        }
+        guard let q else { return }
+        var run: [Int] = []
+        for b in wanted {
+            if let last = run.last, last + 1 != b || run.count >= options.runBlocks {
+                q.push(run)
+                run = []
+            }
+            run.append(b)
+        }
+        if !run.isEmpty { q.push(run) }
+    }
+
+    /// Called with the monitor held.
+    private func startWorkers() {
+        let q = BlockingQueue<[Int]>(capacity: 1 << 16)
+        queue = q
+        for _ in 0..<max(1, options.threads) {
+            workers.append(WorkerThread { [unowned self] in
+                while let run = q.pop() {
+                    try? self.fetchRun(run)
+                }
+            })
+        }
+    }
+}
