@@ -81,21 +81,14 @@ final class ResolverTests: XCTestCase {
         """
         let dir = TempDirectory()
         try responder.write(toFile: dir.path + "/dns.py", atomically: false, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try python3Path())
-        process.arguments = [dir.path + "/dns.py"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
-        var data = Data()
-        while !data.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            data += chunk
+        let process = try BackgroundProcess.start(try python3Path(), [dir.path + "/dns.py"])
+        try waitFor("the DNS responder to print its port") {
+            guard process.isRunning else { throw prerequisiteFailed("the DNS responder exited: \(process.stderr)") }
+            return process.stdoutText.contains("\n")
         }
-        guard let port = UInt16(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw XCTSkip("DNS responder did not start")
+        defer { process.signal(SIGTERM); _ = try? process.wait(timeout: 30) }
+        guard let port = UInt16(process.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw prerequisiteFailed("the DNS responder printed no port: \(process.stdoutText)")
         }
         try "nameserver 127.0.0.1\n".write(toFile: dir.path + "/resolv.conf", atomically: false, encoding: .utf8)
         var r = NameResolver()

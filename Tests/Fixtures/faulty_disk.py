@@ -8,7 +8,8 @@ reads reach it unchanged.
 
 Ranges are byte offsets, END exclusive. Runs in the foreground until
 unmounted (fusermount -u MOUNTPOINT / umount). Every read is logged to
-stderr as 'read OFFSET LENGTH ok|EIO' for debugging.
+stderr as 'read OFFSET LENGTH ok|EIO', and a stall as it begins as
+'stall OFFSET LENGTH SECONDS': tests wait for these lines.
 """
 import errno
 import os
@@ -45,6 +46,7 @@ class FaultyDisk(fuse.Operations):
         end = offset + size
         for (s, e, seconds) in self.stalls:
             if offset < e and s < end:
+                print(f"stall {offset} {size} {seconds}", file=sys.stderr, flush=True)
                 time.sleep(seconds)
         for (s, e) in self.bad:
             if offset < e and s < end:

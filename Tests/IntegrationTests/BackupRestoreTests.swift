@@ -72,23 +72,19 @@ final class BackupRestoreTests: XCTestCase {
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (12 << 20, (12 << 20) + 1, 4))
         defer { faulty.stop() }
 
-        let backup = Process()
-        backup.executableURL = URL(fileURLWithPath: bin)
-        backup.arguments = ["backup", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"]
-        backup.environment = environment(ftp)
-        let errPipe = Pipe()
-        backup.standardError = errPipe
-        try backup.run()
+        let backup = try BackgroundProcess.start(bin, ["backup", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
+                                                 environment: environment(ftp))
         // Wait until the transfer has begun and the source stalls mid-way.
-        var waited = 0
-        while waited < 100 && (try? FileManager.default.attributesOfItem(atPath: ftp.home + "/disk.lzo.part")[.size] as? Int ?? 0) ?? 0 < 1 << 20 {
-            usleep(100_000); waited += 1
+        let part = ftp.home + "/disk.lzo.part"
+        try waitFor("the upload under way (\(part) >= 1 MiB) and the source stalled at 12 MiB", timeout: 180) {
+            guard backup.isRunning else { throw prerequisiteFailed("backup ended before the stall: \(backup.stderr)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? nil
+            return faulty.isStalling && (size ?? 0) >= 1 << 20
         }
-        usleep(1_000_000)
         try shOK("for p in $(pgrep -P \(ftp.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
-        backup.waitUntilExit()
-        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(backup.terminationStatus, 0, stderr)
+        let result = try backup.wait(timeout: 300)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 0, stderr)
         XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
 
         // The same source compressed without interruption, by ddz -1.
@@ -201,33 +197,46 @@ final class BackupRestoreTests: XCTestCase {
 final class FaultyDisk {
     let mountPoint: String
     let disk: String
-    private let process = Process()
+    private let process: BackgroundProcess
 
     init(image: String, mountPoint: String, stall: (Int, Int, Int)? = nil, bad: String = "") throws {
         try requireRoot("FUSE mounts")
         guard FileManager.default.fileExists(atPath: "/dev/fuse") else { throw XCTSkip("no /dev/fuse") }
         guard (try sh("/usr/bin/python3 -c 'import fusepy'")).status == 0 else { throw XCTSkip("python3-fusepy is not installed") }
         self.mountPoint = mountPoint
-        disk = mountPoint + "/disk.img"
+        let disk = mountPoint + "/disk.img"
+        self.disk = disk
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         var args = [repositoryRoot() + "/Tests/Fixtures/faulty_disk.py", image, mountPoint, bad]
         if let stall { args += ["--stall", "\(stall.0)-\(stall.1):\(stall.2)"] }
-        process.arguments = args
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: disk) { usleep(50_000) }
-        guard FileManager.default.fileExists(atPath: disk) else { stop(); throw XCTSkip("the FUSE disk did not mount") }
+        let process = try BackgroundProcess.start("/usr/bin/python3", args)
+        self.process = process
+        do {
+            try waitFor("the FUSE disk \(disk) to mount") {
+                guard process.isRunning else { throw prerequisiteFailed("faulty_disk.py exited: \(process.stderr)") }
+                return FileManager.default.fileExists(atPath: disk)
+            }
+        } catch {
+            stop()
+            throw error
+        }
     }
+
+    /// The disk's log so far: 'read OFFSET LENGTH ok|EIO' per read, and
+    /// 'stall OFFSET LENGTH SECONDS' as a stall begins.
+    var log: [String] { process.stderr.split(separator: "\n").map(String.init) }
+
+    /// True while a read is held in a stall (the last thing logged is the stall).
+    var isStalling: Bool { log.last?.hasPrefix("stall ") ?? false }
 
     /// The disk's server dies: reads fail with ENOTCONN, as a pulled disk's do.
     func kill() {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
     }
 
     func stop() {
         _ = try? sh("umount '\(mountPoint)' 2>/dev/null || fusermount -u '\(mountPoint)' 2>/dev/null")
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        process.signal(SIGTERM)
+        _ = try? process.wait(timeout: 60)
     }
 }

@@ -115,9 +115,10 @@ final class BadInputTests: XCTestCase {
         try shOK("head -c 8M /dev/urandom > '\(work.file("data"))'")
         for command in ["ddz", "backup"] {
             let tail = command == "backup" ? " -" : ""
-            let r = try sh("'\(bin)' \(command) '\(work.file("data"))'\(tail) 2>'\(work.file("err"))' | head -c1 >/dev/null; "
-                           + "echo ${PIPESTATUS[0]}", timeout: 60)
-            _ = r
+            // bash: PIPESTATUS is the exit status of rescuebox, not of head.
+            let r = try runProgram("/bin/bash", ["-c", "'\(bin)' \(command) '\(work.file("data"))'\(tail) 2>'\(work.file("err"))' "
+                                                 + "| head -c1 >/dev/null; echo ${PIPESTATUS[0]}"], timeout: 60)
+            XCTAssertEqual(r.stdoutText, "1\n", "\(command): exit status (stderr \(r.stderr))")
             let err = try String(contentsOfFile: work.file("err"), encoding: .utf8)
             XCTAssertEqual(err.split(separator: "\n").count, 1, "\(command): \(err)")
             XCTAssertTrue(err.contains("Broken pipe"), "\(command): \(err)")
@@ -135,17 +136,15 @@ final class VanishingDeviceTests: XCTestCase {
         try shOK("head -c 8M /dev/urandom > '\(dir.file("disk.img"))'")
         let disk = try FaultyDisk(image: dir.file("disk.img"), mountPoint: dir.file("fuse"), stall: (4 << 20, (4 << 20) + 1, 30))
         defer { disk.stop() }
-        let ddz = Process()
-        ddz.executableURL = URL(fileURLWithPath: bin)
-        ddz.arguments = ["ddz", disk.disk, "-o", dir.file("out.lzo")]
-        let err = Pipe()
-        ddz.standardError = err
-        try ddz.run()
-        usleep(1_500_000)
+        let ddz = try BackgroundProcess.start(bin, ["ddz", disk.disk, "-o", dir.file("out.lzo")])
+        try waitFor("ddz to reach the stalled read at 4 MiB", timeout: 180) {
+            guard ddz.isRunning else { throw prerequisiteFailed("ddz ended before the stall: \(ddz.stderr)") }
+            return disk.isStalling
+        }
         disk.kill()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        ddz.waitUntilExit()
-        XCTAssertEqual(ddz.terminationStatus, 1, stderr)
+        let result = try ddz.wait(timeout: 120)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 1, stderr)
         XCTAssertEqual(stderr.split(separator: "\n").count, 1, stderr)
         XCTAssertTrue(stderr.hasPrefix("rescuebox ddz: \(disk.disk): read at offset "), stderr)
         XCTAssertTrue(stderr.contains("Transport endpoint is not connected") || stderr.contains("Software caused connection abort"), stderr)

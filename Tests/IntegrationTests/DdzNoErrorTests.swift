@@ -54,20 +54,17 @@ final class DdzNoErrorTests: XCTestCase {
         // Two sector-aligned bad ranges: 8 sectors inside the first 1 MiB
         // request, 1 sector in the second.
         let bad = [(153_600, 4096), (1_052_160, 512)]
-        let fs = Process()
-        fs.executableURL = URL(fileURLWithPath: python)
-        fs.arguments = [dir.file("badfs.py"), dir.file("back.img"), mnt] + bad.map { "\($0.0)+\($0.1)" }
-        fs.standardOutput = FileHandle.nullDevice
-        fs.standardError = FileHandle.nullDevice
-        try fs.run()
+        let fs = try BackgroundProcess.start(python, [dir.file("badfs.py"), dir.file("back.img"), mnt] + bad.map { "\($0.0)+\($0.1)" })
         defer {
             _ = try? sh("umount '\(mnt)' 2>/dev/null || fusermount -u '\(mnt)' 2>/dev/null")
-            fs.terminate()
-            fs.waitUntilExit()
+            fs.signal(SIGTERM)
+            _ = try? fs.wait(timeout: 60)
         }
         let image = mnt + "/disk.img"
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: image) { usleep(50_000) }
-        guard FileManager.default.fileExists(atPath: image) else { throw XCTSkip("the FUSE filesystem did not come up") }
+        try waitFor("the FUSE filesystem to come up at \(mnt)") {
+            guard fs.isRunning else { throw prerequisiteFailed("badfs.py exited: \(fs.stderr)") }
+            return FileManager.default.fileExists(atPath: image)
+        }
 
         // Without --noerror: one line naming the file, an offset and EIO; exit 1.
         let plain = try runProgram(bin, ["ddz", "-1", image])

@@ -7,7 +7,7 @@ import TestSupport
 final class FtpPromptTests: XCTestCase {
     func testPasswordPromptedWithEchoOff() throws {
         let bin = try rescueboxBinary()
-        _ = try which("script")
+        let script = try which("script")
         let ftp = try VsftpdServer.start()
         defer { ftp.stop() }
         let dir = TempDir()
@@ -16,8 +16,15 @@ final class FtpPromptTests: XCTestCase {
         env.removeValue(forKey: "FTP_PASSWORD")
         env["HOME"] = dir.path  // no ~/.netrc
         let command = "'\(bin)' ftpput -u \(ftp.user) \(ftp.hostPort) prompted.txt '\(dir.file("f"))'"
-        let r = try runProgram("/bin/sh", ["-c", "(sleep 1; printf '%s\\n' '\(ftp.password)') | script -qec \"\(command)\" /dev/null"],
-                               environment: env, timeout: 60)
+        // script(1) runs the command on a pty and copies what it shows to
+        // stdout; type the password once the prompt is there (echo is off by then).
+        let session = try BackgroundProcess.start(script, ["-qec", command, "/dev/null"], environment: env, stdin: .pipe)
+        try waitFor("the password prompt on the terminal") {
+            guard session.isRunning else { throw prerequisiteFailed("script ended before the prompt: \(session.stdoutText)\(session.stderr)") }
+            return session.stdoutText.contains("Password for \(ftp.user)@")
+        }
+        try session.write(Data("\(ftp.password)\n".utf8))
+        let r = try session.wait(timeout: 60)
         XCTAssertEqual(r.status, 0, r.stdoutText + r.stderr)
         XCTAssertTrue(r.stdoutText.contains("Password for \(ftp.user)@"), r.stdoutText)
         XCTAssertFalse(r.stdoutText.contains(ftp.password), "the password was echoed: \(r.stdoutText)")

@@ -38,15 +38,6 @@ class FtpTestCase: XCTestCase {
         XCTAssertFalse(r.stderr.contains(server.password), "password shown: \(r.stderr)", file: file, line: line)
         XCTAssertFalse(r.stdoutText.contains(server.password), file: file, line: line)
     }
-
-    /// Waits (bounded) until `condition` holds; fails the test otherwise.
-    func waitFor(_ what: String, _ condition: () -> Bool) {
-        let deadline = Date().addingTimeInterval(60)
-        while !condition() {
-            if Date() > deadline { XCTFail("timed out waiting for \(what)"); return }
-            usleep(20_000)
-        }
-    }
 }
 
 final class FtpPutTests: FtpTestCase {
@@ -123,7 +114,7 @@ final class FtpPutTests: FtpTestCase {
         var r = try run("ftpput", ["\(server.urlBase)/no/such/dir/f", "-"], input: Data("abc".utf8))
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("553"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("0 bytes sent"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("(no bytes sent; nothing was stored, nothing deleted)"), r.stderr)
         r = try run("ftpput", ["--mkdirs", "\(server.urlBase)/no/such/dir ü/f", "-"], input: Data("abc".utf8))
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try String(contentsOfFile: home("no/such/dir ü/f"), encoding: .utf8), "abc")
@@ -166,24 +157,19 @@ final class FtpPutTests: FtpTestCase {
         let dir = TempDir()
         let fifo = dir.file("fifo")
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
-        process.arguments = ["ftpput", "-u", server.user, "-p", server.password, server.hostPort, "slow.bin", "|cat '\(fifo)'"]
-        process.standardInput = FileHandle.nullDevice
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        waitFor("slow.bin.part on the server") { exists(home("slow.bin.part")) }
-        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/cmdline"))
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["ftpput", "-u", server.user, "-p", server.password,
+                                                                          server.hostPort, "slow.bin", "|cat '\(fifo)'"])
+        try waitFor("slow.bin.part on the server") { exists(home("slow.bin.part")) }
+        let cmdline = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.pid)/cmdline"))
         XCTAssertNil(cmdline.range(of: Data(server.password.utf8)), "password visible in cmdline")
         XCTAssertNotNil(cmdline.range(of: Data("slow.bin".utf8)))
         XCTAssertFalse(exists(home("slow.bin")))
         let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: fifo))
         try writer.write(contentsOf: pseudoRandomBytes(2_000_000))
         try writer.close()
-        process.waitUntilExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(process.terminationStatus, 0, stderr)
+        let result = try process.wait(timeout: 120)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 0, stderr)
         XCTAssertFalse(stderr.contains(server.password))
         XCTAssertTrue(exists(home("slow.bin")))
         XCTAssertFalse(exists(home("slow.bin.part")))
@@ -194,26 +180,20 @@ final class FtpPutTests: FtpTestCase {
         let dir = TempDir()
         let fifo = dir.file("fifo")
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
-        process.arguments = ["ftpput", "\(server.urlBase)/int.bin", "|cat '\(fifo)'"]
-        process.environment = environment()
-        process.standardInput = FileHandle.nullDevice
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["ftpput", "\(server.urlBase)/int.bin", "|cat '\(fifo)'"],
+                                                  environment: environment())
         // Keep the pipe open (no EOF) so the upload is in progress.
         let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: fifo))
         try writer.write(contentsOf: Data(count: 100_000))
-        waitFor("int.bin.part on the server") { exists(home("int.bin.part")) }
-        kill(process.processIdentifier, SIGINT)
-        waitFor("ftpput to exit") { !process.isRunning }
+        try waitFor("int.bin.part on the server") { exists(home("int.bin.part")) }
+        process.signal(SIGINT)
+        try waitFor("ftpput to exit") { !process.isRunning }
         try? writer.close()
-        process.waitUntilExit()
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(process.terminationStatus, 130, stderr)
+        let result = try process.wait(timeout: 60)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 130, stderr)
         XCTAssertTrue(stderr.contains("interrupted by SIGINT"), stderr)
-        waitFor("int.bin.part removed") { !exists(home("int.bin.part")) }
+        try waitFor("int.bin.part removed") { !exists(home("int.bin.part")) }
         XCTAssertFalse(exists(home("int.bin")))
     }
 

@@ -273,27 +273,20 @@ final class FtpTlsTests: XCTestCase {
         // The FUSE disk stalls half-way, so the kill lands mid-transfer.
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (20 << 20, (20 << 20) + 1, 4))
         defer { faulty.stop() }
-        let backup = Process()
-        backup.executableURL = URL(fileURLWithPath: bin)
-        backup.arguments = ["backup", "--tls", "--cacert", certs.ca, "--retries", "3", faulty.disk,
-                            "ftp://\(server.user)@127.0.0.1:\(server.port)/disk.lzo"]
         var env = ProcessInfo.processInfo.environment
         env["FTP_PASSWORD"] = server.password
-        backup.environment = env
-        let errPipe = Pipe()
-        backup.standardError = errPipe
-        try backup.run()
+        let backup = try BackgroundProcess.start(bin, ["backup", "--tls", "--cacert", certs.ca, "--retries", "3", faulty.disk,
+                                                       "ftp://\(server.user)@127.0.0.1:\(server.port)/disk.lzo"], environment: env)
         let part = server.home + "/disk.lzo.part"
-        let deadline = Date().addingTimeInterval(60)
-        while ((try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0) ?? 0 < 1 << 20 {
-            if Date() > deadline || !backup.isRunning { break }
-            usleep(50_000)
+        try waitFor("the upload under way (\(part) >= 1 MiB)") {
+            guard backup.isRunning else { throw prerequisiteFailed("backup ended before the session could be killed: \(backup.stderr)") }
+            return ((try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0) ?? 0 >= 1 << 20
         }
         XCTAssertTrue(backup.isRunning, "backup ended before the session could be killed")
         try shOK("for p in $(pgrep -P \(server.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
-        backup.waitUntilExit()
-        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(backup.terminationStatus, 0, stderr)
+        let result = try backup.wait(timeout: 300)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 0, stderr)
         XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
         try shOK("lzop -dc '\(server.home)/disk.lzo' | cmp - '\(image)'")
         let r = try run(server, "restore", ["--tls", "--cacert", certs.ca, "ftp://\(server.user)@127.0.0.1:\(server.port)/disk.lzo", dir.file("back.img")])

@@ -52,24 +52,19 @@ final class UsedBackupTests: XCTestCase {
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (24 << 20, (24 << 20) + 1, 4))
         defer { faulty.stop() }
 
-        let backup = Process()
-        backup.executableURL = URL(fileURLWithPath: bin)
-        backup.arguments = ["backup", "--used", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"]
-        backup.environment = environment(ftp)
-        let errPipe = Pipe()
-        backup.standardError = errPipe
-        try backup.run()
-        var waited = 0
+        let backup = try BackgroundProcess.start(bin, ["backup", "--used", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
+                                                 environment: environment(ftp))
+        // Wait until the upload has begun and the source stalls in the tail.
         let partFile = ftp.home + "/disk.lzo.part"
-        while waited < 200 && ((try? FileManager.default.attributesOfItem(atPath: partFile)[.size] as? Int) ?? 0) < 1 << 20 {
-            usleep(100_000); waited += 1
+        try waitFor("the upload under way (\(partFile) >= 1 MiB) and the source stalled at 24 MiB", timeout: 180) {
+            guard backup.isRunning else { throw prerequisiteFailed("backup ended before the stall: \(backup.stderr)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: partFile)[.size] as? Int) ?? nil
+            return faulty.isStalling && (size ?? 0) >= 1 << 20
         }
-        XCTAssertLessThan(waited, 200, "the upload did not start")
-        usleep(1_000_000)
         try shOK("for p in $(pgrep -P \(ftp.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
-        backup.waitUntilExit()
-        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(backup.terminationStatus, 0, stderr)
+        let result = try backup.wait(timeout: 300)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 0, stderr)
         XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
         XCTAssertTrue(stderr.contains("disk.img1 ext4 17 MB, "), stderr)
         XCTAssertTrue(stderr.contains("used: used blocks only"), stderr)

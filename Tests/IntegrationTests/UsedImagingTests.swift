@@ -45,11 +45,8 @@ final class UsedImagingTests: XCTestCase {
     /// A loop device still busy when detached goes away later (autoclear),
     /// and may still write: wait until no loop device uses `image`.
     func waitUntilDetached(_ image: String) throws {
-        for _ in 0..<200 {
-            if try shOK("losetup -j '\(image)'").isEmpty { try shOK("sync"); return }
-            usleep(50_000)
-        }
-        XCTFail("\(image) is still attached after 10 s: \(try shOK("losetup -j '\(image)'"))")
+        try waitFor("no loop device left on \(image) (losetup -j)") { try shOK("losetup -j '\(image)'").isEmpty }
+        try shOK("sync")
     }
 
     func detach(_ dev: String) throws {

@@ -87,25 +87,18 @@ final class ZeroFillFilesystemTests: XCTestCase {
         let baseline = try listing(mp)
         let freeBefore = try freeBytes(mp)
         // --rate keeps the fill slow enough to interrupt it mid-way for sure.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
-        process.arguments = ["zerofill", "--rate", "16M", mp]
-        let errPipe = Pipe()
-        process.standardError = errPipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["zerofill", "--rate", "16M", mp])
         var sawFill = false
-        for _ in 0..<600 {  // until 16 MiB are taken (at most ~60 s)
-            if try freeBytes(mp) + (16 << 20) <= freeBefore { sawFill = true; break }
-            if !process.isRunning { break }
-            usleep(100_000)
+        try waitFor("the fill to take 16 MiB of \(mp)", timeout: 120) {
+            if try freeBytes(mp) + (16 << 20) <= freeBefore { sawFill = true; return true }
+            return !process.isRunning
         }
         XCTAssertTrue(sawFill, "the fill never started")
         XCTAssertTrue(process.isRunning, "the fill ended before it could be interrupted")
-        kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        let stderr = String(decoding: errPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        XCTAssertEqual(process.terminationStatus, 128 + signal, stderr)
+        process.signal(signal)
+        let result = try process.wait(timeout: 120)
+        let stderr = result.stderr
+        XCTAssertEqual(result.status, 128 + signal, stderr)
         XCTAssertTrue(stderr.contains("interrupted by \(name)"), stderr)
         // The space is back at once, before any unmount.
         XCTAssertGreaterThanOrEqual(try freeBytes(mp) + (1 << 20), freeBefore)
@@ -142,8 +135,8 @@ final class ZeroFillFilesystemTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("refused: tmpfs keeps its files in memory"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
 
-        let overlay = try sh("cd '\(t)' && mkdir lower upper work merged && mount -t overlay overlay -o lowerdir=\(t)/lower,upperdir=\(t)/upper,workdir=\(t)/work \(t)/merged")
-        guard overlay.status == 0 else { throw XCTSkip("overlay mount failed: \(overlay.stderr)") }
+        try requireKernelFilesystem("overlay")
+        try shOK("cd '\(t)' && mkdir lower upper work merged && mount -t overlay overlay -o lowerdir=\(t)/lower,upperdir=\(t)/upper,workdir=\(t)/work \(t)/merged")
         let o = try runProgram(try rescueboxBinary(), ["zerofill", "\(t)/merged"])
         XCTAssertEqual(o.status, 1)
         XCTAssertTrue(o.stderr.contains("overlay whose upper layer"), o.stderr)
@@ -302,7 +295,7 @@ final class ZeroFillFilesystemTests: XCTestCase {
     /// Free bytes for root (statvfs f_bfree * f_frsize, as zerofill fills as root).
     func freeBytes(_ path: String) throws -> UInt64 {
         let parts = try shOK("stat -f -c '%f %S' '\(path)'").split(separator: " ").compactMap { UInt64($0) }
-        guard parts.count == 2 else { throw XCTSkip("cannot stat -f \(path)") }
+        guard parts.count == 2 else { throw prerequisiteFailed("cannot stat -f \(path)") }
         return parts[0] * parts[1]
     }
 
@@ -313,19 +306,9 @@ final class ZeroFillFilesystemTests: XCTestCase {
     }
 
     /// Runs a shell command whose children may stay behind (a FUSE daemon):
-    /// no pipes to wait on, only the exit status.
+    /// no pipes to wait on (stdout and stderr go to files), only the exit status.
     static func detached(_ command: String) throws -> Int32 {
-        let process = Process()
-        // Foundation notices a child's exit through a descriptor the child
-        // inherits; a daemon keeping it would hang the wait, so close them all.
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "for f in /proc/$$/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then eval \"exec $n>&-\" 2>/dev/null; fi; done; " + command]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        try BackgroundProcess.start("/bin/bash", ["-c", command]).wait(timeout: 300).status
     }
 
     /// A loop-mounted image; ntfs-3g goes through a loop device so the
@@ -341,7 +324,7 @@ final class ZeroFillFilesystemTests: XCTestCase {
             var errText = ""
             if fs == .ntfs {
                 let attach = try sh("losetup --find --show '\(image)'")
-                guard attach.status == 0 else { throw XCTSkip("no loop device: \(attach.stderr)") }
+                guard attach.status == 0 else { throw prerequisiteFailed("no loop device: \(attach.stderr)") }
                 let device = attach.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
                 // The daemon must not inherit our pipes (runProgram waits for their EOF).
                 let log = point + ".ntfs-3g.log"
@@ -353,7 +336,7 @@ final class ZeroFillFilesystemTests: XCTestCase {
                 status = r.status
                 errText = r.stderr
             }
-            guard status == 0 else { throw XCTSkip("cannot mount \(fs.rawValue) image: \(errText)") }
+            guard status == 0 else { throw prerequisiteFailed("cannot mount \(fs.rawValue) image: \(errText)") }
         }
 
         private var loopDevice: String?
@@ -364,9 +347,8 @@ final class ZeroFillFilesystemTests: XCTestCase {
             try shOK("umount '\(point)'")
             if let loopDevice {
                 // ntfs-3g may still hold the device for a moment after umount.
-                for _ in 0..<50 {
-                    if try sh("losetup -d '\(loopDevice)'").status == 0 { break }
-                    usleep(100_000)
+                try waitFor("ntfs-3g to let go of \(loopDevice) (losetup -d)") {
+                    try sh("losetup -d '\(loopDevice)'").status == 0
                 }
             }
         }

@@ -33,7 +33,19 @@ final class CompressIdentityTests: XCTestCase {
 
     func testLevel1IdenticalToLzop() throws { try check(LzopCompressionOptions(level: 1)) }
     func testLevel3IdenticalToLzop() throws { try check(LzopCompressionOptions(level: 3)) }
+    /// lzop -2..-6 all mean LZO1X-1 (method 1, level 5 in the header): each
+    /// of our levels 2..6 must give lzop -3's bytes exactly, and lzop's own
+    /// bytes at that level.
     func testLevels2To6AreLevel3() throws {
+        for (name, path) in files where ["mixed", "text", "block+1"].contains(name) {
+            let level3 = try lzopOutput(path, ["-3"])
+            XCTAssertFalse(level3.isEmpty, name)
+            for level in 2...6 {
+                let (ours, _) = try compressFile(path, options: LzopCompressionOptions(level: level))
+                XCTAssertEqual(ours.count, level3.count, "\(name) -\(level) size against lzop -3")
+                XCTAssertTrue(ours == level3, "\(name): -\(level) differs from lzop -3")
+            }
+        }
         try check(LzopCompressionOptions(level: 2), only: ["mixed"])
         try check(LzopCompressionOptions(level: 6), only: ["mixed"])
     }

@@ -11,7 +11,7 @@ import RescueCore
 func runLzopForDecode(_ arguments: [String], input: Data) throws -> Data {
     let path = try which("lzop")
     let r = try runProgram(path, arguments, input: input)
-    guard r.status == 0 else { throw XCTSkip("lzop \(arguments) failed: \(r.stderr)") }
+    guard r.status == 0 else { throw prerequisiteFailed("lzop \(arguments) failed: \(r.stderr)") }
     return r.stdout
 }
 

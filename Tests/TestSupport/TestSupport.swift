@@ -1,6 +1,8 @@
 // Helpers shared by the test targets (never linked into the product):
-// running the built binary and real tools, temp dirs, root/loop checks.
+// running the built binary and real tools, children in the background,
+// waiting for events, temp dirs, root/loop checks.
 import Foundation
+import Glibc
 import XCTest
 
 public struct RunResult {
@@ -25,31 +27,72 @@ public func rescueboxBinary() throws -> String {
     }
     let fallback = FileManager.default.currentDirectoryPath + "/.build/debug/rescuebox"
     if FileManager.default.isExecutableFile(atPath: fallback) { return fallback }
-    throw XCTSkip("rescuebox binary not built (run scripts/test.sh or swift build)")
+    throw prerequisiteFailed("rescuebox binary not built (run scripts/test.sh or swift build)")
 }
 
-/// Runs a program to completion. `input` is fed on stdin (nil: /dev/null).
-/// posix_spawn + poll + waitpid of our own: Foundation's Process sometimes
-/// never notices a child's exit here, which hung whole test runs.
-@discardableResult
-public func runProgram(_ executable: String, _ arguments: [String], input: Data? = nil,
-                       environment: [String: String]? = nil, timeout: TimeInterval = 600) throws -> RunResult {
-    let path = executable.contains("/") ? executable : try which(executable)
-    var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0], inPipe: [Int32] = [0, 0]
-    guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, pipe(&inPipe) == 0 else { throw XCTSkip("pipe() failed") }
+/// A prerequisite or a wait that failed inside a test: recorded with
+/// XCTFail where it happened, then thrown to end the test. Never a skip.
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Records `message` as a test failure at the caller and returns the error
+/// to throw: `throw prerequisiteFailed("cannot mount ...")`.
+public func prerequisiteFailed(_ message: String, file: StaticString = #filePath, line: UInt = #line) -> TestFailure {
+    XCTFail(message, file: file, line: line)
+    return TestFailure(message)
+}
+
+/// Polls `condition` until it holds. On timeout the test FAILS (XCTFail,
+/// then a thrown TestFailure); it never skips. A condition may throw to
+/// end the wait early (a child that died, say).
+public func waitFor(_ what: String, timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line,
+                    _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    var pause: useconds_t = 5_000
+    while try !condition() {
+        if Date() > deadline {
+            throw prerequisiteFailed("timed out after \(Int(timeout)) s waiting for \(what)", file: file, line: line)
+        }
+        usleep(pause)
+        pause = min(pause * 2, 100_000)
+    }
+}
+
+/// The exit status as a shell reports it: the code, or 128 + N for signal N.
+func shellStatus(_ status: Int32) -> Int32 {
+    (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
+/// What a child's descriptor 0, 1 or 2 is.
+enum ChildDescriptor {
+    case devNull
+    /// dup2 of one of our descriptors (opened O_CLOEXEC, so no other child inherits it).
+    case descriptor(Int32)
+    /// A file opened in the child.
+    case file(String, flags: Int32)
+}
+
+/// posix_spawn with descriptors 0-2 as given, an empty signal mask and
+/// SIGPIPE at its default. The one way tests start a child: Foundation's
+/// Process sometimes never notices a child's exit here, which hung whole
+/// test runs.
+func spawnChild(_ path: String, _ arguments: [String], environment: [String: String]?,
+                stdin: ChildDescriptor, stdout: ChildDescriptor, stderr: ChildDescriptor) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    if input == nil {
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    } else {
-        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+    for (target, what) in [(Int32(0), stdin), (1, stdout), (2, stderr)] {
+        switch what {
+        case .devNull: posix_spawn_file_actions_addopen(&actions, target, "/dev/null", target == 0 ? O_RDONLY : O_WRONLY, 0)
+        case .descriptor(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
+        case .file(let name, let flags): posix_spawn_file_actions_addopen(&actions, target, name, flags, 0o600)
+        }
     }
-    posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-    posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-    for fd in [outPipe[0], outPipe[1], errPipe[0], errPipe[1], inPipe[0], inPipe[1]] {
-        posix_spawn_file_actions_addclose(&actions, fd)
-    }
+    // The child keeps only 0-2: a daemon it leaves behind (ntfs-3g, FUSE)
+    // then holds nothing of ours open.
+    if let closeFrom = spawnCloseFrom { _ = closeFrom(&actions, 3) }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -67,13 +110,52 @@ public func runProgram(_ executable: String, _ arguments: [String], input: Data?
     defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
     var pid: pid_t = 0
     let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-    close(outPipe[1]); close(errPipe[1]); close(inPipe[0])
     guard rc == 0 else {
-        [outPipe[0], errPipe[0], inPipe[1]].forEach { close($0) }
-        throw XCTSkip("cannot run \(path): \(String(cString: strerror(rc)))")
+        let reason = "cannot run \(path): \(String(cString: strerror(rc)))"
+        if rc == ENOENT { throw XCTSkip(reason) }
+        throw prerequisiteFailed(reason)
     }
+    return pid
+}
+
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), which Swift's
+/// Glibc module does not declare (it is _GNU_SOURCE only).
+private let spawnCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
+
+/// A pipe whose both ends are close-on-exec (a child gets one end by dup2 only).
+func closeOnExecPipe() throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [0, 0]
+    // (pipe2 is not in Swift's Glibc module; no child is spawned in between.)
+    guard pipe(&fds) == 0 else { throw prerequisiteFailed("pipe: \(String(cString: strerror(errno)))") }
+    for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    return (fds[0], fds[1])
+}
+
+/// Runs a program to completion. `input` is fed on stdin (nil: /dev/null).
+/// posix_spawn + poll + waitpid of our own (see spawnChild).
+@discardableResult
+public func runProgram(_ executable: String, _ arguments: [String], input: Data? = nil,
+                       environment: [String: String]? = nil, timeout: TimeInterval = 600) throws -> RunResult {
+    let path = executable.contains("/") ? executable : try which(executable)
+    let outPipe = try closeOnExecPipe(), errPipe = try closeOnExecPipe()
+    let inPipe = input == nil ? nil : try closeOnExecPipe()
+    let pid: pid_t
+    do {
+        pid = try spawnChild(path, arguments, environment: environment,
+                             stdin: inPipe.map { .descriptor($0.read) } ?? .devNull,
+                             stdout: .descriptor(outPipe.write), stderr: .descriptor(errPipe.write))
+    } catch {
+        [outPipe.read, outPipe.write, errPipe.read, errPipe.write].forEach { close($0) }
+        if let inPipe { close(inPipe.read); close(inPipe.write) }
+        throw error
+    }
+    close(outPipe.write); close(errPipe.write)
+    if let inPipe { close(inPipe.read) }
     let feeder: Thread? = input.map { data in
-        let fd = inPipe[1]
+        let fd = inPipe!.write
         let t = Thread {
             data.withUnsafeBytes { raw in
                 var off = 0
@@ -88,9 +170,8 @@ public func runProgram(_ executable: String, _ arguments: [String], input: Data?
         t.start()
         return t
     }
-    if feeder == nil { close(inPipe[1]) }
     var out = Data(), err = Data()
-    var open: [Int32] = [outPipe[0], errPipe[0]]
+    var open: [Int32] = [outPipe.read, errPipe.read]
     let deadline = Date().addingTimeInterval(timeout)
     var buffer = [UInt8](repeating: 0, count: 65536)
     var status: Int32 = 0
@@ -115,17 +196,156 @@ public func runProgram(_ executable: String, _ arguments: [String], input: Data?
         for f in fds where f.revents != 0 {
             let n = read(f.fd, &buffer, buffer.count)
             if n > 0 {
-                if f.fd == outPipe[0] { out.append(contentsOf: buffer[0..<n]) } else { err.append(contentsOf: buffer[0..<n]) }
+                if f.fd == outPipe.read { out.append(contentsOf: buffer[0..<n]) } else { err.append(contentsOf: buffer[0..<n]) }
             } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                 open.removeAll { $0 == f.fd }
             }
         }
     }
-    close(outPipe[0]); close(errPipe[0])
+    close(outPipe.read); close(errPipe.read)
     if !exited { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
     feeder?.cancel()
-    let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    return RunResult(status: exitCode, stdout: out, stderr: String(decoding: err, as: UTF8.self))
+    return RunResult(status: shellStatus(status), stdout: out, stderr: String(decoding: err, as: UTF8.self))
+}
+
+/// A child running beside the test (a FUSE server, a slow upload, a fill to
+/// interrupt): started with the same posix_spawn as runProgram, its stdout
+/// and stderr captured into files while it runs (read them at any time),
+/// stopped by PID (SIGKILL) in deinit if the test did not wait for it.
+///
+///     let fs = try BackgroundProcess.start("/usr/bin/python3", [script, mnt])
+///     try waitFor("the FUSE mount") { FileManager.default.fileExists(atPath: mnt + "/disk.img") }
+///     fs.signal(SIGTERM)
+///     let r = try fs.wait(timeout: 30)
+public final class BackgroundProcess {
+    public enum Input {
+        case null
+        /// These bytes, then end of file.
+        case data(Data)
+        /// A pipe: `write(_:)`, then `closeInput()`.
+        case pipe
+    }
+
+    public let pid: pid_t
+    public let command: String
+    private let captures: TempDir
+    private var inputFD: Int32 = -1
+    private var exitStatus: Int32?
+
+    public var stdoutPath: String { captures.file("stdout") }
+    public var stderrPath: String { captures.file("stderr") }
+
+    private init(pid: pid_t, command: String, captures: TempDir, inputFD: Int32) {
+        self.pid = pid
+        self.command = command
+        self.captures = captures
+        self.inputFD = inputFD
+    }
+
+    /// Starts `executable` (a path, or a name looked up in $PATH).
+    public static func start(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                             stdin: Input = .null) throws -> BackgroundProcess {
+        let path = executable.contains("/") ? executable : try which(executable)
+        let captures = TempDir("rescuebox-child")
+        var input = ChildDescriptor.devNull
+        var pipeEnds: (read: Int32, write: Int32)?
+        switch stdin {
+        case .null: break
+        case .data(let data):
+            let file = captures.file("stdin")
+            guard FileManager.default.createFile(atPath: file, contents: data) else {
+                throw prerequisiteFailed("cannot write \(file)")
+            }
+            input = .file(file, flags: O_RDONLY)
+        case .pipe:
+            pipeEnds = try closeOnExecPipe()
+            input = .descriptor(pipeEnds!.read)
+        }
+        let flags = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND
+        let pid: pid_t
+        do {
+            pid = try spawnChild(path, arguments, environment: environment, stdin: input,
+                                 stdout: .file(captures.file("stdout"), flags: flags),
+                                 stderr: .file(captures.file("stderr"), flags: flags))
+        } catch {
+            if let pipeEnds { close(pipeEnds.read); close(pipeEnds.write) }
+            throw error
+        }
+        if let pipeEnds { close(pipeEnds.read) }
+        return BackgroundProcess(pid: pid, command: ([path] + arguments).joined(separator: " "), captures: captures,
+                                 inputFD: pipeEnds?.write ?? -1)
+    }
+
+    /// False once the child has exited (it is then reaped; `wait` returns at once).
+    public var isRunning: Bool {
+        if exitStatus != nil { return false }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { exitStatus = shellStatus(status); return false }
+        return r == 0
+    }
+
+    /// Sends `signal` to the child (nothing once it has been reaped, so the
+    /// PID can never be someone else's).
+    public func signal(_ signal: Int32) {
+        if exitStatus == nil { kill(pid, signal) }
+    }
+
+    /// Everything the child wrote to stdout / stderr so far.
+    public var stdout: Data { FileManager.default.contents(atPath: stdoutPath) ?? Data() }
+    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    public var stderr: String { String(decoding: FileManager.default.contents(atPath: stderrPath) ?? Data(), as: UTF8.self) }
+
+    /// Writes to the child's stdin (started with `stdin: .pipe`).
+    public func write(_ data: Data) throws {
+        guard inputFD >= 0 else { throw prerequisiteFailed("\(command): stdin is not a pipe (or was closed)") }
+        try data.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(inputFD, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw prerequisiteFailed("\(command): write to stdin: \(String(cString: strerror(errno)))") }
+                off += n
+            }
+        }
+    }
+
+    /// End of file on the child's stdin.
+    public func closeInput() {
+        if inputFD >= 0 { close(inputFD); inputFD = -1 }
+    }
+
+    /// Waits for the child to exit. On timeout the test fails: the child is
+    /// killed and a TestFailure thrown.
+    @discardableResult
+    public func wait(timeout: TimeInterval = 600, file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
+        closeInput()
+        let deadline = Date().addingTimeInterval(timeout)
+        var pause: useconds_t = 2_000
+        while isRunning {
+            if Date() > deadline {
+                let err = stderr
+                stop()
+                throw prerequisiteFailed("timed out after \(Int(timeout)) s waiting for \(command) to exit; its stderr: \(err)",
+                                         file: file, line: line)
+            }
+            usleep(pause)
+            pause = min(pause * 2, 50_000)
+        }
+        return RunResult(status: exitStatus ?? -1, stdout: stdout, stderr: stderr)
+    }
+
+    /// SIGKILL by PID and reap, if it still runs.
+    public func stop() {
+        closeInput()
+        guard exitStatus == nil else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        exitStatus = shellStatus(status)
+    }
+
+    deinit { stop() }
 }
 
 /// Runs a shell command line; returns its result.
@@ -139,8 +359,7 @@ public func sh(_ command: String, input: Data? = nil, timeout: TimeInterval = 60
 public func shOK(_ command: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
     let r = try sh(command)
     if r.status != 0 {
-        XCTFail("command failed (\(r.status)): \(command)\n\(r.stderr)", file: file, line: line)
-        throw XCTSkip("prerequisite command failed: \(command)")
+        throw prerequisiteFailed("command failed (\(r.status)): \(command)\n\(r.stderr)", file: file, line: line)
     }
     return r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
 }
@@ -195,9 +414,9 @@ public final class LoopDevice {
     public init(image: String, size: UInt64) throws {
         try requireRoot("loop devices")
         guard FileManager.default.createFile(atPath: image, contents: nil),
-              truncate(image, off_t(size)) == 0 else { throw XCTSkip("cannot create \(image)") }
+              truncate(image, off_t(size)) == 0 else { throw prerequisiteFailed("cannot create \(image)") }
         let r = try sh("losetup --find --show '\(image)'")
-        guard r.status == 0 else { throw XCTSkip("no loop device available: \(r.stderr)") }
+        guard r.status == 0 else { throw prerequisiteFailed("no loop device available: \(r.stderr)") }
         self.image = image
         device = r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
