@@ -12,26 +12,11 @@ import Glibc
 #endif
 
 /// Why a file cannot be indexed (or an index does not fit its file).
-public struct LzopIndexError: Error, CustomStringConvertible, Equatable, Sendable {
-    public enum Kind: String, Sendable {
-        case severalMembers, varyingBlockSize, noBlocks, badIndexFile, indexMismatch
-    }
-    public let kind: Kind
-    public let offset: UInt64
-    public let message: String
+/// A block index's refusals are lzop format errors too (same offset and
+/// message, same one-line form); the name says where they come from.
+public typealias LzopIndexError = LzopFormatError
 
-    public init(_ kind: Kind, at offset: UInt64, _ message: String) {
-        self.kind = kind
-        self.offset = offset
-        self.message = message
-    }
-
-    public var description: String { "offset \(offset): \(message)" }
-
-    public func rescueError(object: String) -> RescueError {
-        RescueError(object, "offset \(offset)", message)
-    }
-
+extension LzopFormatError {
     static let supported = "supported: one lzop member whose blocks all have the same uncompressed size except the last (as lzop and ddz write)"
 }
 
@@ -413,8 +398,6 @@ public func writeLzopIndexFile(for path: String, indexPath: String? = nil) throw
     do {
         index = try LzopBlockIndex.build(try LzopFileAccess(file))
     } catch let error as LzopFormatError {
-        throw error.rescueError(object: path)
-    } catch let error as LzopIndexError {
         throw error.rescueError(object: path)
     }
     try writeLzopIndexFile(index, to: indexPath ?? path + ".index")

@@ -18,6 +18,8 @@ public struct LzopFormatError: Error, CustomStringConvertible, Equatable, Sendab
         case unknownMethod, unknownLevel, reservedFlags, unknownFilter, inconsistentChecksumFlags
         case splitFile, blockTooLarge, badBlockLength, truncated
         case compressedChecksum, dataViolation, dataChecksum, trailingGarbage
+        // What a block index (BlockIndex.swift) refuses.
+        case severalMembers, varyingBlockSize, noBlocks, badIndexFile, indexMismatch
     }
 
     public let kind: Kind

@@ -63,7 +63,6 @@ struct ImageRangeReader: ByteRangeReader {
 public func openSeekableImage(_ source: MountSource, options: MountOptions) throws -> SeekableImage {
     func indexError(_ error: Error, _ object: String) -> Error {
         if let e = error as? LzopFormatError { return e.rescueError(object: object) }
-        if let e = error as? LzopIndexError { return e.rescueError(object: object) }
         return error
     }
     switch source {
