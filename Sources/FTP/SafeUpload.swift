@@ -151,15 +151,11 @@ public final class SafeUpload: ByteSink {
         try open(at: offset)
         if options.cleanupOnSignal && !options.keepPartial && cleanupToken == nil {
             let client = self.client, path = tempPath
-            cleanupToken = Cleanup.registerReporting({ () -> String? in
+            cleanupToken = Cleanup.registerReporting({
                 // Another session: this one may be mid-command on another thread.
-                let short = FTPTimeouts(connect: 5, reply: 5, stall: 5)
-                guard let other = try? client.openAnotherSession(timeouts: short) else {
-                    return "could not reach the server to remove the partial upload \(path)"
-                }
-                defer { other.disconnect() }
-                return (try? other.delete(path)) != nil ? "removed the partial upload \(path)"
-                    : "could not remove the partial upload \(path)"
+                SafeUpload.removePartial(path, over: nil) {
+                    try client.openAnotherSession(timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5))
+                }.signalReport(path)
             })
         }
     }
@@ -307,15 +303,39 @@ public final class SafeUpload: ByteSink {
 
     /// Deletes the temp file this run stored, from this session or a new one.
     private func deletePartial() -> String {
-        var session: FTPClient? = client.isConnected ? client : nil
-        var own = false
-        if session == nil {
-            session = try? client.openAnotherSession(timeouts: FTPTimeouts(connect: 10, reply: 10, stall: 10))
-            own = session != nil
+        let removal = SafeUpload.removePartial(tempPath, over: client.isConnected ? client : nil) {
+            try client.openAnotherSession(timeouts: FTPTimeouts(connect: 10, reply: 10, stall: 10))
         }
-        guard let session else { return "server unreachable: could not delete \(tempPath)" }
-        defer { if own { session.quit() } }
-        if (try? session.delete(tempPath)) != nil { return "partial file deleted" }
-        return "could not delete the partial file \(tempPath)"
+        switch removal {
+        case .deleted: return "partial file deleted"
+        case .refused: return "could not delete the partial file \(tempPath)"
+        case .unreachable: return "server unreachable: could not delete \(tempPath)"
+        }
+    }
+
+    /// The one way a partial upload this run stored is removed: DELE over
+    /// `session` when it is usable, else over a new one from `open` (closed
+    /// again after). Used on failure, on a signal, and by jobs that reconnect.
+    public static func removePartial(_ path: String, over session: FTPClient?,
+                                     open: () throws -> FTPClient) -> PartialRemoval {
+        var own: FTPClient?
+        if session == nil { own = try? open() }
+        guard let used = session ?? own else { return .unreachable }
+        defer { own?.disconnect() }
+        return (try? used.delete(path)) != nil ? .deleted : .refused
+    }
+}
+
+/// How removing a partial upload went (`SafeUpload.removePartial`).
+public enum PartialRemoval: Equatable {
+    case deleted, refused, unreachable
+
+    /// The words an interrupt's one line uses for it.
+    public func signalReport(_ path: String) -> String {
+        switch self {
+        case .deleted: return "removed the partial upload \(path)"
+        case .refused: return "could not remove the partial upload \(path)"
+        case .unreachable: return "could not reach the server to remove the partial upload \(path)"
+        }
     }
 }

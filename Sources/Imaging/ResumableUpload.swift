@@ -91,12 +91,9 @@ final class ResumableUpload: ByteSink {
     }
 
     private static func delete(_ path: String, on server: FTPServerConfig) -> String {
-        guard let session = try? FTPClient.openSession(server, timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5)) else {
-            return "could not reach the server to remove the partial upload \(path)"
-        }
-        defer { session.disconnect() }
-        return (try? session.delete(path)) != nil ? "removed the partial upload \(path)"
-            : "could not remove the partial upload \(path)"
+        SafeUpload.removePartial(path, over: nil) {
+            try FTPClient.openSession(server, timeouts: FTPTimeouts(connect: 5, reply: 5, stall: 5))
+        }.signalReport(path)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {

@@ -72,17 +72,9 @@ final class BackupRestoreTests: XCTestCase {
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (12 << 20, (12 << 20) + 1, 4))
         defer { faulty.stop() }
 
-        let backup = try BackgroundProcess.start(bin, ["backup", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
-                                                 environment: environment(ftp))
-        // Wait until the transfer has begun and the source stalls mid-way.
-        let part = ftp.home + "/disk.lzo.part"
-        try waitFor("the upload under way (\(part) >= 1 MiB) and the source stalled at 12 MiB", timeout: 180) {
-            guard backup.isRunning else { throw prerequisiteFailed("backup ended before the stall: \(backup.stderr)") }
-            let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? nil
-            return faulty.isStalling && (size ?? 0) >= 1 << 20
-        }
-        try shOK("for p in $(pgrep -P \(ftp.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
-        let result = try backup.wait(timeout: 300)
+        let result = try backupWithKilledSession(bin, ["--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
+                                                 ftp: ftp, faulty: faulty, part: ftp.home + "/disk.lzo.part",
+                                                 stallAt: "12 MiB", environment: environment(ftp))
         let stderr = result.stderr
         XCTAssertEqual(result.status, 0, stderr)
         XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
@@ -189,6 +181,22 @@ final class BackupRestoreTests: XCTestCase {
         let nameLength = Int(b[33 + filter])
         return 34 + filter + nameLength + 4
     }
+}
+
+/// The resume scenario both backup suites use: `backup ARGS` from a FUSE
+/// disk that stalls at `stallAt`; once the upload is under way (the .part
+/// holds 1 MiB) and the source stalls, every vsftpd session process is
+/// killed; returns what backup did after reconnecting.
+func backupWithKilledSession(_ bin: String, _ args: [String], ftp: VsftpdServer, faulty: FaultyDisk,
+                             part: String, stallAt: String, environment: [String: String]) throws -> RunResult {
+    let backup = try BackgroundProcess.start(bin, ["backup"] + args, environment: environment)
+    try waitFor("the upload under way (\(part) >= 1 MiB) and the source stalled at \(stallAt)", timeout: 180) {
+        guard backup.isRunning else { throw prerequisiteFailed("backup ended before the stall: \(backup.stderr)") }
+        let size = (try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? nil
+        return faulty.isStalling && (size ?? 0) >= 1 << 20
+    }
+    _ = try ftp.killSessions()
+    return try backup.wait(timeout: 300)
 }
 
 /// Tests/Fixtures/faulty_disk.py mounted on `mountPoint`: `disk` reads the

@@ -52,17 +52,10 @@ final class UsedBackupTests: XCTestCase {
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), stall: (24 << 20, (24 << 20) + 1, 4))
         defer { faulty.stop() }
 
-        let backup = try BackgroundProcess.start(bin, ["backup", "--used", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
-                                                 environment: environment(ftp))
-        // Wait until the upload has begun and the source stalls in the tail.
-        let partFile = ftp.home + "/disk.lzo.part"
-        try waitFor("the upload under way (\(partFile) >= 1 MiB) and the source stalled at 24 MiB", timeout: 180) {
-            guard backup.isRunning else { throw prerequisiteFailed("backup ended before the stall: \(backup.stderr)") }
-            let size = (try? FileManager.default.attributesOfItem(atPath: partFile)[.size] as? Int) ?? nil
-            return faulty.isStalling && (size ?? 0) >= 1 << 20
-        }
-        try shOK("for p in $(pgrep -P \(ftp.pid)); do pkill -9 -P $p; kill -9 $p; done; true")
-        let result = try backup.wait(timeout: 300)
+        // The upload begins, the source stalls in the tail, the session is killed.
+        let result = try backupWithKilledSession(bin, ["--used", "--retries", "3", faulty.disk, "\(ftp.urlBase)/disk.lzo"],
+                                                 ftp: ftp, faulty: faulty, part: ftp.home + "/disk.lzo.part",
+                                                 stallAt: "24 MiB", environment: environment(ftp))
         let stderr = result.stderr
         XCTAssertEqual(result.status, 0, stderr)
         XCTAssertTrue(stderr.contains("resuming at byte"), stderr)
