@@ -61,25 +61,6 @@ public struct Manifest {
     }
 }
 
-/// A JSON string literal with the escapes RFC 8259 requires.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = Array("0123456789abcdef")
-            out += "\\u00" + String(hex[Int(scalar.value >> 4)]) + String(hex[Int(scalar.value & 0xF)])
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
-
 /// "2026-11-26T14:55:00Z" for a Unix time.
 public func isoTime(_ t: Int) -> String {
     var time = time_t(t)

@@ -58,3 +58,22 @@ public func formatRatio(input: UInt64, output: UInt64) -> String {
     guard output > 0 else { return "-" }
     return formatFixed(Double(input) / Double(output), decimals: 2) + ":1"
 }
+
+/// A JSON string literal with the escapes RFC 8259 requires.
+public func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = Array("0123456789abcdef")
+            out += "\\u00" + String(hex[Int(scalar.value >> 4)]) + String(hex[Int(scalar.value & 0xF)])
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
