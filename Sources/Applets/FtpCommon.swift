@@ -209,11 +209,6 @@ public struct FTPConnectionOptions: ParsableArguments {
     }
 }
 
-/// The last path component ("dir/a b.img" -> "a b.img").
-func baseName(_ path: String) -> String {
-    String(path.split(separator: "/").last ?? Substring(path))
-}
-
 /// The summary's words about an upload's outcome: what it replaced and
 /// whether it could be verified.
 func uploadNotes(_ outcome: UploadOutcome, remote: String) -> String {

@@ -57,7 +57,7 @@ final class FillFileFactory: @unchecked Sendable {
     var usesTmpfile: Bool { monitor.locked { tmpfileWorks } }
 
     private func named(_ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+        joinPath(directory, name)
     }
 
     /// A new empty fill file, or nil when the filesystem has no room even
