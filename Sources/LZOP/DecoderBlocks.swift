@@ -3,6 +3,7 @@
 // them in parallel.
 import CLZO
 import RescueCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -44,8 +45,7 @@ enum DecodedBlock {
 /// for every block; larger blocks get their own allocation.
 final class DecoderBufferPool: @unchecked Sendable {
     static let standardSize = LzopFormat.blockSize
-    private let monitor = Monitor()
-    private var free: [AlignedBuffer] = []
+    private let free = Mutex<[AlignedBuffer]>([])
     private let maxFree: Int
 
     init(maxFree: Int = 64) { self.maxFree = maxFree }
@@ -53,13 +53,13 @@ final class DecoderBufferPool: @unchecked Sendable {
     static func capacity(for count: Int) -> Int { max(count, standardSize) }
 
     func get(_ count: Int) -> AlignedBuffer {
-        if count <= Self.standardSize, let b = monitor.locked({ free.popLast() }) { return b }
+        if count <= Self.standardSize, let b = free.withLock({ $0.popLast() }) { return b }
         return AlignedBuffer(capacity: Self.capacity(for: count))
     }
 
     func put(_ buffer: AlignedBuffer) {
         guard buffer.capacity == Self.standardSize else { return }
-        monitor.locked { if free.count < maxFree { free.append(buffer) } }
+        free.withLock { if $0.count < maxFree { $0.append(buffer) } }
     }
 }
 
