@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { imaging.report.verbose }
 
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
@@ -68,7 +68,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
     @Flag(exclusivity: .chooseLast, help: "Compression level, as lzop (default -1, the fastest).")
     var level: Ddz.Level = .level1
 
-    @OptionGroup var imaging: ImagingOptions
+    @OptionGroup var imaging: ImagingOptions<FTPWording>
 
     @Option(name: .customLong("retries"), help: "Reconnect this many times after a dropped connection.")
     var retries = 5
@@ -127,7 +127,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
         options.retries = retries
         options.idleLimit = idle
         options.manifest = manifest
-        options.progress = connection.progress
+        options.progress = imaging.report.progress
         options.toolVersion = rescueboxVersion
         options.used = used
         options.usedMap = usedMap

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 public struct Ddz: ParsableCommand, VerboseApplet {
-    public var isVerbose: Bool { verbose }
+    public var isVerbose: Bool { imaging.report.verbose }
 
     public static let configuration = CommandConfiguration(
         commandName: "ddz",
@@ -109,7 +109,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     @Option(name: .customLong("count"), help: ArgumentHelp("Read at most this many bytes (e.g. 2G).", valueName: "size"))
     var count: ByteCount?
 
-    @OptionGroup var imaging: ImagingOptions
+    @OptionGroup var imaging: ImagingOptions<LocalWording>
 
     @Option(name: .customLong("badmap"),
             help: ArgumentHelp("After the run, write a GNU ddrescue map file of what was read and what was unreadable.",
@@ -128,14 +128,8 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     @Flag(name: .customLong("no-sparse"), help: "With -d into a regular file: write zero blocks instead of making holes.")
     var noSparse = false
 
-    @Flag(name: .customLong("progress"), help: "Show progress even when stderr is not a terminal.")
-    var progress = false
-
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Write compressed data to a terminal; overwrite an existing output file; image a source mounted read-write.")
     var force = false
-
-    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Say more on stderr.")
-    var verbose = false
 
     @Argument(help: "Input: a block device, a file, or - (default) for stdin.")
     var input: String?
@@ -166,7 +160,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
         }
         if decompress || test {
             try DdzDecompressJob(input: input, output: output, testOnly: test, sparse: !noSparse,
-                                 threads: imaging.threads, progress: progress, force: force).run()
+                                 threads: imaging.threads, progress: imaging.report.progress, force: force).run()
             return
         }
         let badBytes = try DdzCompressJob(
@@ -174,7 +168,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
             threads: imaging.workerThreads, requestSize: imaging.requestSize(default: 1 << 20),
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: imaging.direct, noError: imaging.noError,
-            badMap: badMap, progress: progress, force: force, used: used, usedMap: usedMap
+            badMap: badMap, progress: imaging.report.progress, force: force, used: used, usedMap: usedMap
         ).run()
         if badBytes > 0 { throw AppletExit(ExitCode.failure) }
     }

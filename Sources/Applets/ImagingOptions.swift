@@ -1,10 +1,9 @@
 import ArgumentParser
 import RescueCore
 
-/// How an imaging applet reads its source: ddz and backup share these
-/// options, their help and their checks. --progress and -v are not here:
-/// backup takes them from the FTP connection options, ddz declares its own.
-public struct ImagingOptions: ParsableArguments {
+/// How an imaging applet reads its source and reports: ddz and backup share
+/// these options, their help and their checks.
+public struct ImagingOptions<Wording: VerboseWording>: ParsableArguments {
     @Option(name: [.customShort("T"), .customLong("threads")], help: "Worker threads (default: online CPUs).")
     public var threads: Int?
 
@@ -17,6 +16,8 @@ public struct ImagingOptions: ParsableArguments {
     @Flag(name: .customLong("noerror"),
           help: "On read errors, re-read sector by sector, write zeros for unreadable sectors and go on.")
     public var noError = false
+
+    @OptionGroup public var report: ReportOptions<Wording>
 
     public init() {}
 
