@@ -5,17 +5,20 @@
 #   1. one 8 MiB file back: mount over FTP + loop mount + cp, against a full
 #      `restore` + loop mount + cp: time and bytes the server sent (xferlog);
 #   2. sequential read of DIR/disk.img (dd bs=1M), local and over FTP,
-#      against `ddz -d > /dev/null` of the same image (goal >= 0.7x);
+#      against `ddz -d > /dev/null` of the same image (goal >= 0.7x), wall
+#      time and CPU time (user+sys: ddz; dd plus the mount process);
 #   3. random 4 KiB reads per second (O_DIRECT, so the page cache does not
 #      answer), cold (fresh mount) and cached (the same offsets again).
-# Medians of BENCH_RUNS (default 3); never asserts. Needs root.
-#   BENCH_DATA_SIZE=2G  BENCH_RUNS=3  RESCUEBOX_BIN=dist/rescuebox
+# Every side reads the .lzo from the page cache (warmed with cat; no
+# machine-wide drop_caches); each mount is fresh, so disk.img starts uncached.
+# Medians of BENCH_RUNS (default 5); never asserts. Needs root.
+#   BENCH_DATA_SIZE=2G  BENCH_RUNS=5  RESCUEBOX_BIN=dist/rescuebox
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${RESCUEBOX_BIN:-$PWD/dist/rescuebox}
 [ -x "$BIN" ] || { echo "build first: ./build-static.sh" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench-mount.sh: needs root (loop devices, FUSE, vsftpd)"; exit 0; }
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 SIZE_TEXT=${BENCH_DATA_SIZE:-2G}
 DATA=$(BENCH_DATA_SIZE=$SIZE_TEXT scripts/bench-data.sh)
 SIZE=$(stat -c %s "$DATA")
@@ -47,10 +50,14 @@ losetup -d "$PART"
 
 eval "$(scripts/vsftpd-start.sh)"
 # Restart the same server with the wu-ftpd transfer log (bytes per transfer).
+# The new listener's PID goes to listener.pid, which vsftpd-stop.sh reads:
+# written only to vsftpd.pid it outlived every run.
 kill "$FTP_PID"; while kill -0 "$FTP_PID" 2>/dev/null; do sleep 0.1; done
 sed -i "s|xferlog_enable=NO|xferlog_enable=YES\nxferlog_std_format=YES\nxferlog_file=$FTP_DIR/xferlog|" "$FTP_DIR/vsftpd.conf"
 /usr/sbin/vsftpd "$FTP_DIR/vsftpd.conf" >"$FTP_DIR/stderr2" 2>&1 </dev/null &
-echo $! > "$FTP_DIR/vsftpd.pid"
+FTP_PID=$!
+echo "$FTP_PID" > "$FTP_DIR/listener.pid"
+echo "$FTP_PID" > "$FTP_DIR/vsftpd.pid"
 for _ in $(seq 100); do (exec 3<>/dev/tcp/$FTP_HOST/$FTP_PORT) 2>/dev/null && break; sleep 0.1; done
 export FTP_PASSWORD=$FTP_PASS
 URL=ftp://$FTP_USER@$FTP_HOST:$FTP_PORT/disk.lzo
@@ -64,12 +71,32 @@ echo "disk $((SIZE + (2 << 20))) bytes, image $IMAGE bytes; cores $(nproc); load
 sent() { awk '{s += $8} END {print s + 0}' "$FTP_DIR/xferlog"; }
 now() { date +%s.%N; }
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
-settle() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# The images in the page cache, on the server's side and ours alike.
+settle() { sync; cat "$FTP_HOME/disk.lzo" "$WORK/disk.lzo" > /dev/null; }
+# timed CMD...: "WALL CPU" of CMD (stdout to /dev/null), CPU = user+sys of it and its children.
+timed() {
+    python3 -c 'import resource, subprocess, sys, time
+t = time.monotonic(); subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN); print(time.monotonic() - t, r.ru_utime + r.ru_stime)' "$@"
+}
+# cpu PID: user+sys seconds of a running process (the mount daemon).
+cpu() { awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; }
+mount_pid() { pgrep -n -f "rescuebox mount .* $WORK/mnt\$"; }
+# seq SOURCE: sequential dd of a fresh mount of SOURCE; "WALL CPU" (dd + the mount process).
+seq_read() {
+    "$BIN" mount "$1" "$WORK/mnt"
+    local pid w c
+    pid=$(mount_pid)
+    read -r w c < <(timed dd if="$WORK/mnt/disk.img" of=/dev/null bs=1M)
+    c=$(python3 -c "print($c + $(cpu "$pid"))")
+    unmount "$WORK/mnt"
+    echo "$w $c"
+}
 # The kernel releases a FUSE file asynchronously: umount may say busy for a moment.
 unmount() { for _ in $(seq 100); do umount "$1" 2>/dev/null && return; sleep 0.1; done; umount "$1"; }
 
 one_mount=() one_mount_bytes=() one_restore=() one_restore_bytes=()
-seq_ddz=() seq_local=() seq_ftp=() rnd_cold=() rnd_warm=()
+seq_ddz=() seq_local=() seq_ftp=() cpu_ddz=() cpu_local=() cpu_ftp=() rnd_cold=() rnd_warm=()
 for run in $(seq "$RUNS"); do
     # 1a. One file through mount over FTP.
     settle; : > "$FTP_DIR/xferlog"; t0=$(now)
@@ -86,14 +113,10 @@ for run in $(seq "$RUNS"); do
     mount -o ro "$dev" "$WORK/fs"; cp "$WORK/fs/one.bin" "$WORK/one.copy"; unmount "$WORK/fs"; losetup -d "$dev"
     one_restore+=("$(python3 -c "print($(now) - $t0)")"); one_restore_bytes+=("$(sent)")
     rm -f "$WORK/restored.raw"
-    # 2. Sequential reads.
-    settle; t0=$(now); "$BIN" ddz -d "$WORK/disk.lzo" > /dev/null 2>&1; seq_ddz+=("$(python3 -c "print($(now) - $t0)")")
-    settle; "$BIN" mount "$WORK/disk.lzo" "$WORK/mnt"; t0=$(now)
-    dd if="$WORK/mnt/disk.img" of=/dev/null bs=1M status=none; seq_local+=("$(python3 -c "print($(now) - $t0)")")
-    unmount "$WORK/mnt"
-    settle; "$BIN" mount "$URL" "$WORK/mnt"; t0=$(now)
-    dd if="$WORK/mnt/disk.img" of=/dev/null bs=1M status=none; seq_ftp+=("$(python3 -c "print($(now) - $t0)")")
-    unmount "$WORK/mnt"
+    # 2. Sequential reads (ddz -d, then the local mount, then over FTP).
+    settle; read -r w c < <(timed "$BIN" ddz -d "$WORK/disk.lzo"); seq_ddz+=("$w"); cpu_ddz+=("$c")
+    settle; read -r w c < <(seq_read "$WORK/disk.lzo"); seq_local+=("$w"); cpu_local+=("$c")
+    settle; read -r w c < <(seq_read "$URL"); seq_ftp+=("$w"); cpu_ftp+=("$c")
     # 3. Random 4 KiB reads, O_DIRECT: cold on a fresh mount, then the same offsets.
     settle; "$BIN" mount "$WORK/disk.lzo" "$WORK/mnt"
     read -r cold warm < <(python3 - "$WORK/mnt/disk.img" <<'EOF'
@@ -117,16 +140,20 @@ done
 M1=$(median "${one_mount[@]}"); B1=$(median "${one_mount_bytes[@]}")
 M2=$(median "${one_restore[@]}"); B2=$(median "${one_restore_bytes[@]}")
 SD=$(median "${seq_ddz[@]}"); SL=$(median "${seq_local[@]}"); SF=$(median "${seq_ftp[@]}")
-python3 - "$SIZE" "$IMAGE" "$M1" "$B1" "$M2" "$B2" "$SD" "$SL" "$SF" "$(median "${rnd_cold[@]}")" "$(median "${rnd_warm[@]}")" <<'EOF'
+CD=$(median "${cpu_ddz[@]}"); CL=$(median "${cpu_local[@]}"); CF=$(median "${cpu_ftp[@]}")
+python3 - "$SIZE" "$IMAGE" "$M1" "$B1" "$M2" "$B2" "$SD" "$SL" "$SF" "$CD" "$CL" "$CF" \
+    "$(median "${rnd_cold[@]}")" "$(median "${rnd_warm[@]}")" "$RUNS" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'EOF'
 import sys
-size, image, m1, b1, m2, b2, sd, sl, sf, cold, warm = (float(x) for x in sys.argv[1:])
+size, image, m1, b1, m2, b2, sd, sl, sf, cd, cl, cf, cold, warm, runs = (float(x) for x in sys.argv[1:16])
+load = sys.argv[16]
 mib = (size + (2 << 20)) / 1048576
 print(f"\none 8 MiB file back (medians):")
 print(f"  mount over FTP + loop mount + cp   {m1:7.2f} s  {b1 / 1e6:9.1f} MB sent ({100 * b1 / image:.1f}% of the image)")
 print(f"  restore + loop mount + cp          {m2:7.2f} s  {b2 / 1e6:9.1f} MB sent   mount is x{m2 / m1:.1f} faster, x{b2 / max(b1, 1):.0f} fewer bytes")
-print(f"\nsequential read of the whole disk ({mib:.0f} MiB, medians):")
-print(f"  ddz -d > /dev/null                 {sd:7.2f} s  {mib / sd:7.0f} MiB/s")
-print(f"  dd disk.img (local mount)          {sl:7.2f} s  {mib / sl:7.0f} MiB/s  x{sd / sl:.2f} of ddz -d (goal >= 0.7)")
-print(f"  dd disk.img (mount over FTP)       {sf:7.2f} s  {mib / sf:7.0f} MiB/s  x{sd / sf:.2f} of ddz -d (goal >= 0.7)")
+print(f"\nsequential read of the whole disk ({mib:.0f} MiB, medians of {runs:.0f}; .lzo cached on every side):")
+print(f"  ddz -d > /dev/null                 {sd:7.2f} s  {mib / sd:7.0f} MiB/s                             cpu {cd:5.2f} s")
+print(f"  dd disk.img (local mount)          {sl:7.2f} s  {mib / sl:7.0f} MiB/s  x{sd / sl:.2f} of ddz -d (goal >= 0.7)  cpu {cl:5.2f} s (dd + mount)")
+print(f"  dd disk.img (mount over FTP)       {sf:7.2f} s  {mib / sf:7.0f} MiB/s  x{sd / sf:.2f} of ddz -d (goal >= 0.7)  cpu {cf:5.2f} s (dd + mount)")
 print(f"\nrandom 4 KiB reads (O_DIRECT, local image, medians): cold {cold:.0f}/s, cached {warm:.0f}/s")
+print(f"load average at the end: {load}")
 EOF

@@ -4,6 +4,7 @@
 #include <fuse3/fuse.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -171,6 +172,12 @@ int rb_fuse_serve(void) {
     signal(SIGHUP, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     if (fuse_set_signal_handlers(se) != 0) return -EIO;
+    // Decoded blocks (256 KiB) and runs of compressed blocks come and go
+    // all the time: keep freed memory in the heap for the next one instead
+    // of unmapping it (glibc's default above 128 KiB), which cost a page
+    // fault per 4 KiB on every new block.
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     int r = fuse_loop_mt(rb_fuse, 0);
     // Unmounted from a signal's cleanup: that thread still uses the
     // structures and the process exits from there.

@@ -72,6 +72,8 @@ public final class SeekableImage: @unchecked Sendable {
     private var workers: [WorkerThread] = []
     private var hits = 0
     private var misses = 0
+    /// Bytes of each cached block handed out so far (drop-behind).
+    private var served: [Int: Int] = [:]
 
     public init(source: LzopRandomAccess, index: LzopBlockIndex, name: String, options: SeekableImageOptions = SeekableImageOptions()) {
         self.source = source
@@ -116,7 +118,30 @@ public final class SeekableImage: @unchecked Sendable {
             if let data = block.data { memcpy(out, data.pointer + from, n) } else { memset(out, 0, n) }
             position += UInt64(n)
         }
+        dropBehind(first...last, from: offset, to: end)
         return Int(end - offset)
+    }
+
+    /// Drop-behind: a block whose every byte has been handed out (a
+    /// sequential reader went past it) leaves the cache at once. A long
+    /// sequential read then neither pushes out the blocks random readers
+    /// use nor decodes into cold memory; the kernel's page cache keeps
+    /// what it read for re-reads, and a read of a dropped block decodes it
+    /// again.
+    private func dropBehind(_ range: ClosedRange<Int>, from offset: UInt64, to end: UInt64) {
+        let bs = UInt64(index.blockSize)
+        monitor.locked {
+            for b in range {
+                let start = UInt64(b) * bs, stop = min(start + bs, size)
+                let total = served[b, default: 0] + Int(min(end, stop) - max(offset, start))
+                guard total >= Int(stop - start) else { served[b] = total; continue }
+                served[b] = nil
+                if case .ready = entries[b] {
+                    entries[b] = nil
+                    lastUse[b] = nil
+                }
+            }
+        }
     }
 
     /// The decoded blocks of `range`, fetching the missing ones on this
@@ -226,6 +251,7 @@ public final class SeekableImage: @unchecked Sendable {
         guard over > 0 else { return }
         let victims = lastUse.sorted { $0.value < $1.value }.prefix(over + cacheBlocks / 8)
         for (b, _) in victims {
+            served[b] = nil
             if case .ready = entries[b] {
                 entries[b] = nil
                 lastUse[b] = nil

@@ -9,19 +9,26 @@ final class MountFTPTests: MountTestCase {
     /// vsftpd-start.sh turns the transfer log off; restart the same server
     /// (same directory, port and user) with the wu-ftpd style xferlog on,
     /// which records the bytes of every transfer, aborted ones included.
+    /// The new listener is our child, stopped by PID in tearDown, and its
+    /// PID goes to listener.pid, so `server.stop()` (ftpd-stop.sh) ends it
+    /// and its sessions too: a leftover pid file there once left one
+    /// listener per run behind.
     func restartWithTransferLog(_ server: VsftpdServer) throws -> String {
         let conf = server.directory + "/vsftpd.conf"
         let log = server.directory + "/xferlog"
         kill(server.pid, SIGTERM)
-        waitFor("vsftpd to stop") { kill(server.pid, 0) != 0 }
+        try waitFor("vsftpd to stop") { kill(server.pid, 0) != 0 }
         var text = try String(contentsOfFile: conf, encoding: .utf8)
         text = text.replacingOccurrences(of: "xferlog_enable=NO", with: "xferlog_enable=YES\nxferlog_std_format=YES\nxferlog_file=\(log)")
         try text.write(toFile: conf, atomically: true, encoding: .utf8)
-        let pid = try shOK("/usr/sbin/vsftpd '\(conf)' >'\(server.directory)/stderr2' 2>&1 </dev/null & echo $!")
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        try pid.write(toFile: server.directory + "/vsftpd.pid", atomically: true, encoding: .utf8)
-        waitFor("vsftpd to answer again") {
-            ((try? runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/\(server.host)/\(server.port) && head -c 3 <&3"]))?.stdoutText ?? "") == "220"
+        let listener = try BackgroundProcess.start("/usr/sbin/vsftpd", [conf])
+        cleanups.append { listener.stop() }
+        for name in ["listener.pid", "vsftpd.pid"] {
+            try "\(listener.pid)\n".write(toFile: server.directory + "/" + name, atomically: true, encoding: .utf8)
+        }
+        try waitFor("vsftpd to answer again") {
+            guard listener.isRunning else { throw prerequisiteFailed("vsftpd exited: \(listener.stderr)") }
+            return ((try? runProgram("/bin/bash", ["-c", "exec 3<>/dev/tcp/\(server.host)/\(server.port) && head -c 3 <&3"]))?.stdoutText ?? "") == "220"
         }
         return log
     }
@@ -77,7 +84,7 @@ final class MountFTPTests: MountTestCase {
         try unmount(dir.file("ntfs"))
         try unmount(dir.file("ext4"))
         try unmount(mnt)
-        waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
+        try waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
         XCTAssertFalse(isMounted(mnt))
     }
 }

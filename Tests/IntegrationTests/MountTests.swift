@@ -14,18 +14,6 @@ class MountTestCase: XCTestCase {
 
     // MARK: helpers
 
-    /// Polls `condition` every 50 ms; fails the test with `what` on timeout.
-    @discardableResult
-    func waitFor(_ what: String, timeout: TimeInterval = 30, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(50_000)
-        }
-        XCTFail("timed out after \(timeout) s waiting for: \(what)")
-        return false
-    }
-
     /// Runs a bash command line (process substitution) that must succeed.
     @discardableResult
     func bash(_ command: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
@@ -38,12 +26,16 @@ class MountTestCase: XCTestCase {
     /// asynchronous release ("target is busy").
     func unmount(_ dir: String) throws {
         var last = ""
-        let done = try waitFor("umount \(dir)") {
-            let r = try sh("umount '\(dir)'")
-            last = r.stderr
-            return r.status == 0
+        do {
+            try waitFor("umount \(dir)") {
+                let r = try sh("umount '\(dir)'")
+                last = r.stderr
+                return r.status == 0
+            }
+        } catch {
+            XCTFail("umount \(dir): \(last)")
+            throw error
         }
-        if !done { XCTFail("umount \(dir): \(last)") }
     }
 
     /// After umount of a loop mount: the loop device detaches later and may
@@ -67,6 +59,31 @@ class MountTestCase: XCTestCase {
             guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
             let args = String(decoding: data, as: UTF8.self).split(separator: "\0").map(String.init)
             return args.contains("mount") && args.contains { $0.contains(text) } && (args.first ?? "").hasSuffix("rescuebox")
+        }
+    }
+
+    /// `rescuebox mount -f ARGS` as our child (stderr captured while it
+    /// runs); registers a cleanup that ends it by PID (SIGINT, so it
+    /// unmounts) and lazily unmounts what a killed one left behind.
+    func startForegroundMount(_ arguments: [String], on dir: String, env: [String: String]? = nil) throws -> BackgroundProcess {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["mount", "-f"] + arguments + [dir], environment: env)
+        cleanups.append { [unowned self] in
+            if process.isRunning {
+                process.signal(SIGINT)
+                _ = try? process.wait(timeout: 30)
+            }
+            process.stop()
+            if self.isMounted(dir) { _ = try? sh("umount -l '\(dir)'") }
+        }
+        return process
+    }
+
+    /// Waits until `dir` is mounted by `process`; fails with its stderr if it exits first.
+    func waitForMount(_ dir: String, by process: BackgroundProcess) throws {
+        try waitFor("the foreground mount on \(dir)") {
+            guard process.isRunning else { throw prerequisiteFailed("rescuebox mount exited (\(process.command)): \(process.stderr)") }
+            return isMounted(dir)
         }
     }
 
@@ -199,7 +216,7 @@ final class MountTests: MountTestCase {
         // umount ends the process.
         XCTAssertFalse(processes(mentioning: mnt).isEmpty, "the background process serves the mount")
         try unmount(mnt)
-        waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
+        try waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
         XCTAssertFalse(isMounted(mnt))
     }
 
@@ -211,18 +228,12 @@ final class MountTests: MountTestCase {
         try pseudoRandomBytes(3_000_000, seed: 5).write(to: URL(fileURLWithPath: raw))
         XCTAssertEqual(try runProgram(try rescueboxBinary(), ["ddz", raw, "-o", raw + ".lzo"]).status, 0)
         let mnt = dir.file("mnt")
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try rescueboxBinary())
-        process.arguments = ["mount", "-f", raw + ".lzo", mnt]
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        cleanups.append { if process.isRunning { process.terminate() }; _ = try? sh("umount -l '\(mnt)'") }
-        waitFor("the foreground mount") { isMounted(mnt) }
+        let process = try startForegroundMount([raw + ".lzo"], on: mnt)
+        try waitForMount(mnt, by: process)
         _ = try shOK("cmp '\(mnt)/disk.img' '\(raw)'")
-        kill(process.processIdentifier, SIGINT)
-        waitFor("the foreground process to exit on SIGINT") { !process.isRunning }
-        XCTAssertEqual(process.terminationStatus, 128 + SIGINT)
+        process.signal(SIGINT)
+        let r = try process.wait(timeout: 60)
+        XCTAssertEqual(r.status, 128 + SIGINT, r.stderr)
         XCTAssertFalse(isMounted(mnt), "Ctrl-C unmounts")
         XCTAssertTrue(processes(mentioning: mnt).isEmpty)
     }
@@ -251,16 +262,8 @@ final class MountTests: MountTestCase {
         _ = try shOK("printf '\\x5a' | dd of='\(raw).lzo' bs=1 seek=\(offset + 100) conv=notrunc 2>/dev/null")
 
         let mnt = dir.file("mnt")
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        let errPath = dir.file("mount.stderr")
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: bin)
-        process.arguments = ["mount", "-f", raw + ".lzo", mnt]
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try process.run()
-        cleanups.append { if process.isRunning { kill(process.processIdentifier, SIGINT) }; _ = try? sh("umount -l '\(mnt)'") }
-        waitFor("the mount") { isMounted(mnt) }
+        let process = try startForegroundMount([raw + ".lzo"], on: mnt)
+        try waitForMount(mnt, by: process)
         let bs = 262144
         let inside = try sh("dd if='\(mnt)/disk.img' of=/dev/null bs=4096 skip=\(badBlock * bs / 4096 + 3) count=1")
         XCTAssertNotEqual(inside.status, 0)
@@ -276,9 +279,10 @@ final class MountTests: MountTestCase {
         let after = try checksums(dir.file("fs"), excluding: "big8.bin")
         XCTAssertEqual(after, sums)
         try unmount(dir.file("fs"))
-        kill(process.processIdentifier, SIGINT)
-        waitFor("the mount process to exit") { !process.isRunning }
-        let lines = try String(contentsOfFile: errPath, encoding: .utf8).split(separator: "\n")
+        process.signal(SIGINT)
+        let exited = try process.wait(timeout: 60)
+        XCTAssertEqual(exited.status, 128 + SIGINT, exited.stderr)
+        let lines = exited.stderr.split(separator: "\n")
         let named = lines.filter { $0.contains("block \(badBlock) at compressed offset \(offset)") }
         XCTAssertEqual(named.count, 1, "one line for the corrupt block: \(lines)")
         XCTAssertTrue(named.first?.hasPrefix("rescuebox mount: ") ?? false, "\(lines)")
@@ -308,7 +312,7 @@ final class MountTests: MountTestCase {
         _ = try shOK("cmp '\(mnt)/disk.img' '\(raw)'")
         XCTAssertFalse(try shOK("grep ' \(mnt) ' /proc/mounts").contains(server.password), "no password in /proc/mounts")
         try unmount(mnt)
-        waitFor("the mount process to exit") { processes(mentioning: mnt).isEmpty }
+        try waitFor("the mount process to exit") { processes(mentioning: mnt).isEmpty }
     }
 
     /// The FTP sessions killed in the middle of a long read: the read
@@ -323,44 +327,35 @@ final class MountTests: MountTestCase {
         XCTAssertEqual(try runProgram(bin, ["ddz", raw, "-o", server.home + "/data.lzo"]).status, 0)
         _ = try shOK("chown \(server.user) '\(server.home)'/data.lzo*")
         let mnt = dir.file("mnt")
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        let errPath = dir.file("mount.stderr")
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: bin)
-        mount.arguments = ["mount", "-f", "--cache", "8M", "--sessions", "2", "\(server.urlBase)/data.lzo", mnt]
-        mount.environment = ["FTP_PASSWORD": server.password]
-        mount.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try mount.run()
-        cleanups.append { if mount.isRunning { kill(mount.processIdentifier, SIGINT) }; _ = try? sh("umount -l '\(mnt)'") }
-        waitFor("the mount") { isMounted(mnt) }
+        let mount = try startForegroundMount(["--cache", "8M", "--sessions", "2", "\(server.urlBase)/data.lzo"], on: mnt,
+                                             env: ["FTP_PASSWORD": server.password])
+        try waitForMount(mnt, by: mount)
         // A slow reader (1 MiB at a time) while the sessions are killed.
         let copy = dir.file("copy")
-        let reader = Process()
-        reader.executableURL = URL(fileURLWithPath: try python3Path())
-        reader.arguments = ["-c", """
+        let reader = try BackgroundProcess.start(try python3Path(), ["-c", """
             import sys, time
             with open(sys.argv[1], 'rb') as f, open(sys.argv[2], 'wb') as out:
                 while True:
                     b = f.read(1 << 20)
                     if not b: break
                     out.write(b); out.flush(); time.sleep(0.02)
-            """, mnt + "/disk.img", copy]
-        try reader.run()
-        waitFor("the reader to get going") {
+            """, mnt + "/disk.img", copy])
+        cleanups.append { reader.stop() }
+        try waitFor("the reader to get going") {
+            guard reader.isRunning else { throw prerequisiteFailed("the reader exited early: \(reader.stderr)") }
             let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int ?? 0
             return size > 8 << 20
         }
         // vsftpd's per-session processes are the children of its listener.
         let killed = try shOK("for p in $(pgrep -P \(server.pid)); do kill -9 $p && echo $p; done")
         XCTAssertFalse(killed.isEmpty, "there were sessions to kill")
-        waitFor("the read to finish", timeout: 120) { !reader.isRunning }
-        XCTAssertEqual(reader.terminationStatus, 0)
+        let read = try reader.wait(timeout: 120)
+        XCTAssertEqual(read.status, 0, read.stderr)
         _ = try shOK("cmp '\(copy)' '\(raw)'")
-        kill(mount.processIdentifier, SIGINT)
-        waitFor("the mount process to exit") { !mount.isRunning }
-        let err = try String(contentsOfFile: errPath, encoding: .utf8)
-        XCTAssertTrue(err.contains("reconnecting and retrying the read"), err)
+        mount.signal(SIGINT)
+        let exited = try mount.wait(timeout: 60)
+        XCTAssertEqual(exited.status, 128 + SIGINT, exited.stderr)
+        XCTAssertTrue(exited.stderr.contains("reconnecting and retrying the read"), exited.stderr)
     }
 
     /// The static binary alone in an empty chroot (only /dev/fuse bound in)
@@ -380,7 +375,7 @@ final class MountTests: MountTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         _ = try shOK("cmp '\(root.file("mnt/disk.img"))' '\(root.file("data"))'")
         try unmount(root.file("mnt"))
-        waitFor("the chrooted mount process to exit") {
+        try waitFor("the chrooted mount process to exit") {
             processes(mentioning: "/data.lzo").allSatisfy {
                 (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/root")) != root.path
             }

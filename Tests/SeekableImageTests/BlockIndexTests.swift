@@ -66,6 +66,37 @@ final class BlockIndexTests: XCTestCase {
         }
     }
 
+    /// Drop-behind: a block read to its last byte leaves the cache (read
+    /// again, it is decoded again, with the same bytes); a block only
+    /// partly read stays (read again, a hit).
+    func testBlocksReadWhollyLeaveTheCache() throws {
+        let dir = try TempDir()
+        let (path, data) = try lzopFile(dir, level: "-1")
+        let access = try LzopFileAccess(try OpenFile.open(path, .readOnly))
+        let index = try LzopBlockIndex.build(access)
+        var options = SeekableImageOptions()
+        options.readAheadBlocks = 0
+        let image = SeekableImage(source: access, index: index, name: path, options: options)
+        defer { image.stop() }
+        let bs = index.blockSize
+        var out = [UInt8](repeating: 0, count: bs)
+        func read(_ at: Int, _ count: Int) throws {
+            let n = try out.withUnsafeMutableBytes { try image.read(at: UInt64(at), count: count, into: $0.baseAddress!) }
+            XCTAssertEqual(n, count)
+            XCTAssertEqual(Data(out.prefix(count)), data[at..<(at + count)])
+        }
+        // Block 0 in two halves (out of order), then again: decoded twice.
+        try read(bs / 2, bs / 2)
+        try read(0, bs / 2)
+        try read(0, bs)
+        XCTAssertEqual(image.statistics.misses, 2)
+        // Block 1 partly, then the same bytes again: decoded once, then cached.
+        try read(bs + 10, 1000)
+        XCTAssertEqual(image.statistics.misses, 3)
+        try read(bs + 10, 1000)
+        XCTAssertEqual(image.statistics.misses, 3)
+    }
+
     func testConcatenatedMembersAndVaryingBlocksAreRefused() throws {
         let dir = try TempDir()
         let (path, _) = try lzopFile(dir, level: "-1")
