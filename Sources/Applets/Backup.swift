@@ -68,7 +68,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
     @Flag(exclusivity: .chooseLast, help: "Compression level, as lzop (default -1, the fastest).")
     var level: Ddz.Level = .level1
 
-    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M).", valueName: "size"))
+    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M; default 4M).", valueName: "size"))
     var bs: ByteCount?
 
     @Option(name: [.customShort("T"), .customLong("threads")], help: "Compressor threads (default: online CPUs).")
@@ -135,7 +135,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
         options.force = force
         options.compression = LzopCompressionOptions(level: level.rawValue)
         options.threads = threads ?? WorkerThread.onlineProcessors
-        options.requestSize = Int(bs?.bytes ?? 1 << 20)
+        options.requestSize = Int(bs?.bytes ?? 4 << 20)
         options.direct = !noDirect
         options.noError = noError
         options.retries = retries

@@ -103,7 +103,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write to FILE or device instead of stdout.")
     var output: String?
 
-    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M).", valueName: "size"))
+    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M; default 4M).", valueName: "size"))
     var bs: ByteCount?
 
     @Option(name: .customLong("skip"), help: ArgumentHelp("Start reading at this input offset (e.g. 1M).", valueName: "size"))
@@ -187,7 +187,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
         let badBytes = try DdzCompressJob(
             input: input == "-" ? nil : input, output: output == "-" ? nil : output,
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
-            threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 1 << 20),
+            threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 4 << 20),
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: !noDirect, noError: noError,
             badMap: badMap, progress: progress, force: force, used: used, usedMap: usedMap
         ).run()
