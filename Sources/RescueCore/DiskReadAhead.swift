@@ -38,6 +38,8 @@ final class ReadRequest: @unchecked Sendable {
     /// Set by whoever executed it.
     var executed = false
     var failed = false
+    /// The error of the failed attempt, when it was a read error.
+    var failedErrno: Int32 = 0
     var result = 0
     var readBytes: UInt64 = 0
     var skippedBytes: UInt64 = 0
@@ -104,7 +106,7 @@ final class ReadAheadThreads: @unchecked Sendable {
                 if n < 0 {
                     let err = lastErrno()
                     if err == EINTR || err == EAGAIN { continue }
-                    throw ReadAheadFailure()
+                    throw ReadAheadFailure(errno: err)
                 }
                 if n == 0 { break }
                 done += n
@@ -125,11 +127,12 @@ final class ReadAheadThreads: @unchecked Sendable {
             request.executed = true
         } catch {
             request.failed = true
+            request.failedErrno = (error as? ReadAheadFailure)?.errno ?? 0
         }
     }
 }
 
-private struct ReadAheadFailure: Error {}
+private struct ReadAheadFailure: Error { var errno: Int32 }
 
 extension DiskReader {
     /// How many requests `submit` can usefully keep in flight: 2 for

@@ -269,14 +269,23 @@ public final class DiskReader {
     /// Runs `request` on this thread with the full error handling.
     private func execute(_ request: ReadRequest) throws {
         request.failed = false
+        defer { request.failedErrno = 0 }
         if let plan = request.plan {
             try Self.executeMapped(request, plan: plan) { vectors, count, length, offset in
                 try transfer(vectors: vectors, count: count, length: length, at: request.at + offset)
             }
         } else {
             var iov = Self.slices(request.pieces, from: 0, to: request.length)
+            let readError = request.failedErrno
             let got = try iov.withUnsafeMutableBufferPointer { v in
-                try transfer(vectors: v.baseAddress!, count: v.count, length: request.length, at: request.at)
+                // A read-ahead attempt that met a read error: --noerror
+                // recovers at once rather than failing the whole request
+                // again on a sick disk.
+                if noError && isSeekable && readError != 0 && readError != EINVAL {
+                    recover(vectors: v.baseAddress!, count: v.count, length: request.length, at: request.at)
+                    return request.length
+                }
+                return try transfer(vectors: v.baseAddress!, count: v.count, length: request.length, at: request.at)
             }
             request.result = min(request.want, got)
         }
