@@ -106,7 +106,7 @@ LZEROS=$WORK/zeros-allocated.img
 dd if=/dev/zero of="$LZEROS" bs=4M count=$((LSIZE / 4194304)) oflag=direct status=none
 LDEV=$LIMAGE
 if [ "$(id -u)" = 0 ] && LDEV=$(losetup -r --direct-io=on --find --show "$LIMAGE" 2>/dev/null); then LOOPS+=("$LDEV"); else LDEV=$LIMAGE; fi
-echo "disk limit: $LIMAGE and $LZEROS ($LSIZE bytes each) on $(df -T --output=fstype "$LIMAGE" | tail -1 | tr -d ' ') ($(df --output=source "$LIMAGE" | tail -1)); loop device $LDEV (direct I/O)"
+echo "disk limit: $LIMAGE and $LZEROS ($LSIZE bytes each) on $(df --output=fstype "$LIMAGE" | tail -1 | tr -d ' ') ($(df --output=source "$LIMAGE" | tail -1)); loop device $LDEV (direct I/O)"
 LRUNS=$(( RUNS > 5 ? RUNS : 5 ))
 scripts/bench-interleaved.py "$LRUNS" "$WORK/limit.json" \
     "dd iflag=direct bs=4M IMAGE" "dd if=$(q "$LIMAGE") iflag=direct bs=4M of=/dev/null status=none" \
