@@ -55,7 +55,7 @@ public final class DiskReader {
     public let count: UInt64?
     /// Logical sector size (512 for files and streams): the unit of O_DIRECT and of --noerror.
     public let sectorSize: Int
-    /// The request size callers should use (e.g. `--bs`, default 1 MiB).
+    /// The request size callers should use (e.g. `--bs`, default 4 MiB).
     public let requestSize: Int
     /// Input offset of the next byte read.
     public internal(set) var position: UInt64 = 0
@@ -134,7 +134,7 @@ public final class DiskReader {
     /// and regular files. `startOffset` positions the reader at that input
     /// offset (resume).
     public static func open(_ path: String?, skip: UInt64 = 0, count: UInt64? = nil,
-                            requestSize: Int = 1 << 20, direct: Bool = true,
+                            requestSize: Int = 4 << 20, direct: Bool = true,
                             startOffset: UInt64 = 0) throws -> DiskReader {
         guard requestSize >= 4096, requestSize % 4096 == 0, requestSize <= 64 << 20 else {
             throw RescueError.usage("block size must be a multiple of 4 KiB between 4 KiB and 64 MiB, not \(requestSize)")
