@@ -30,7 +30,16 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-attach() { local d; d=$(losetup --find --show "$@"); LOOPS+=("$d"); echo "$d"; }
+# attach VAR LOSETUP-ARGS...: attaches a loop device, remembered for cleanup
+# (not in a command substitution, whose subshell would forget it).
+attach() { local var=$1 d; shift; d=$(losetup --find --show "$@"); LOOPS+=("$d"); printf -v "$var" %s "$d"; }
+detach() {   # detach DEV...: only loop devices this script attached
+    local d l keep
+    for d in "$@"; do
+        losetup -d "$d"
+        keep=(); for l in "${LOOPS[@]}"; do [ "$l" = "$d" ] || keep+=("$l"); done; LOOPS=("${keep[@]}")
+    done
+}
 
 IMG=$WORK/disk.img
 truncate -s "$SIZE" "$IMG"
@@ -39,8 +48,8 @@ HALF_MB=$(( BYTES / 2 / 1048576 - 2 ))
 printf 'label: dos\nstart=2048, size=%sM, type=7\nsize=%sM, type=83\n' $HALF_MB $HALF_MB | sfdisk -q "$IMG"
 P1_START=1048576 P1_LEN=$((HALF_MB * 1048576))
 P2_START=$((P1_START + P1_LEN)) P2_LEN=$P1_LEN
-P1=$(attach -o $P1_START --sizelimit $P1_LEN "$IMG")
-P2=$(attach -o $P2_START --sizelimit $P2_LEN "$IMG")
+attach P1 -o $P1_START --sizelimit $P1_LEN "$IMG"
+attach P2 -o $P2_START --sizelimit $P2_LEN "$IMG"
 mkntfs -q -f -F "$P1" >/dev/null 2>&1
 mkfs.ext4 -q -F "$P2"
 mkdir -p "$WORK/mnt1" "$WORK/mnt2"
@@ -58,7 +67,14 @@ for m in "$WORK/mnt1" "$WORK/mnt2"; do
     sync
 done
 umount "$WORK/mnt1" "$WORK/mnt2"
-DEV=$(attach -r --direct-io=on "$IMG")
+# Detaching the partitions' loop devices flushes everything they wrote into
+# the image (else ext4's last superblock write can still be on its way and
+# the disk looks as if its journal needed recovery); attach them again for
+# partclone and zerofill.
+detach "$P1" "$P2"
+attach P1 -o $P1_START --sizelimit $P1_LEN "$IMG"
+attach P2 -o $P2_START --sizelimit $P2_LEN "$IMG"
+attach DEV -r --direct-io=on "$IMG"
 echo "disk $SIZE ($BYTES bytes): p1 ntfs, p2 ext4, each ~30% used, stale data in free space; on $DEV; cores $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # run NAME OUT CMD...: wall time and read_bytes summed over the process tree.
@@ -66,6 +82,7 @@ declare -A WALL READ OUT
 run() {
     local name=$1 out=$2; shift 2
     local t0 t1 pid total=0
+    sync   # no writeback of earlier steps during the timed run
     t0=$(date +%s.%N)
     "$@" &
     pid=$!
@@ -90,12 +107,12 @@ check_restore() {   # check_restore NAME FILE: decompress onto a blank disk, fsc
     rm -f "$tgt"; truncate -s "$BYTES" "$tgt"
     "$BIN" ddz -d "$2" -o "$tgt" -f 2>/dev/null
     local r1 r2
-    r1=$(attach -r -o $P1_START --sizelimit $P1_LEN "$tgt")
-    r2=$(attach -r -o $P2_START --sizelimit $P2_LEN "$tgt")
+    attach r1 -r -o $P1_START --sizelimit $P1_LEN "$tgt"
+    attach r2 -r -o $P2_START --sizelimit $P2_LEN "$tgt"
     local ok=ok
     ntfsfix -n "$r1" >/dev/null 2>&1 || ok="ntfsfix FAILED"
     e2fsck -fn "$r2" >/dev/null 2>&1 || ok="$ok, e2fsck FAILED"
-    losetup -d "$r1" "$r2"
+    detach "$r1" "$r2"
     rm -f "$tgt"
     echo "  restore check $name: $ok"
 }

@@ -7,7 +7,7 @@ public struct ImagingOptions<Wording: VerboseWording>: ParsableArguments {
     @Option(name: [.customShort("T"), .customLong("threads")], help: "Worker threads (default: online CPUs).")
     public var threads: Int?
 
-    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M).", valueName: "size"))
+    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M; default 4M).", valueName: "size"))
     public var bs: ByteCount?
 
     @Flag(name: .customLong("no-direct"), help: "Read through the page cache instead of O_DIRECT.")

@@ -6,12 +6,14 @@ import Glibc
 /// Compresses a `DiskReader`'s input into an lzop member on all cores.
 ///
 /// The pipeline: one reader thread fills page-aligned 256 KiB block buffers
-/// with large requests (`reader.requestSize`, one scatter read per request);
+/// with large requests (`reader.requestSize`, one scatter read per request,
+/// two in flight on devices and files: `DiskReader.submit`/`collect`);
 /// `threads` worker threads compress blocks, each with its own LZO work
 /// memory; the calling thread writes the frames strictly in block order.
 /// Every queue is bounded and the block buffers come from a fixed pool, so
 /// memory stays the same however large the input (about 0.6 MiB per pool
-/// slot; the pool holds 2 x threads + 2 x blocks-per-request + 2 slots).
+/// slot; the pool holds 2 x threads + (depth + 1) x blocks-per-request + 2
+/// slots, depth being the requests in flight).
 ///
 /// All-zero 256 KiB blocks (unused disk space) take a fast path: their frame
 /// is computed once per run and reused, so they cost one scan.
@@ -94,10 +96,12 @@ public final class ParallelCompressor {
         if reader.position != startOffset { try reader.seek(to: startOffset) }
 
         let blocksPerRequest = max(1, (reader.requestSize + blockSize - 1) / blockSize)
-        // A request may span a partly filled block plus blocksPerRequest new
-        // ones, all held by the reader until the read returns: fewer slots
-        // than that would deadlock.
-        let slotCount = max(blocksPerRequest + 1, poolSlots ?? (2 * threads + 2 * blocksPerRequest + 2))
+        let depth = Self.readDepth(reader: reader, blockSize: blockSize)
+        // The reader holds the slots of `depth` requests in flight (one
+        // request may also span a partly filled block) until they return:
+        // fewer slots than that would deadlock.
+        let held = depth * blocksPerRequest + 1
+        let slotCount = max(held, poolSlots ?? (2 * threads + held + blocksPerRequest + 1))
         let pool = BlockingQueue<CompressSlot>(capacity: slotCount)
         let work = BlockingQueue<CompressSlot>(capacity: slotCount)
         var slots: [CompressSlot] = []
@@ -174,37 +178,51 @@ public final class ParallelCompressor {
 
     // MARK: reader thread
 
+    /// Requests the reader keeps in flight: its read-ahead depth when every
+    /// request fills whole blocks (--bs a multiple of 256 KiB, at most
+    /// 16 MiB), else one at a time.
+    static func readDepth(reader: DiskReader, blockSize: Int) -> Int {
+        reader.requestSize % blockSize == 0 && reader.requestSize <= 16 << 20 ? reader.readAheadDepth : 1
+    }
+
     private static func readLoop(reader: DiskReader, pool: BlockingQueue<CompressSlot>, work: BlockingQueue<CompressSlot>,
                                  state: PipelineState, blockSize: Int, firstIndex: UInt64) {
         var index = firstIndex
         var filling: CompressSlot? = nil   // a block partly filled by earlier requests (--bs < 256K)
-        var parts: [CompressSlot] = []
-        var buffers: [UnsafeMutableRawBufferPointer] = []
-        parts.reserveCapacity(64)
-        buffers.reserveCapacity(64)
+        // Requests queued with the reader, oldest first: their slots and buffers.
+        var queued: [(parts: [CompressSlot], buffers: [UnsafeMutableRawBufferPointer])] = []
+        let depth = readDepth(reader: reader, blockSize: blockSize)
+        let requested = reader.requestSize
+        defer { reader.endReadAhead() }
         do {
             reading: while !state.isFailed {
-                parts.removeAll(keepingCapacity: true)
-                buffers.removeAll(keepingCapacity: true)
-                var need = reader.requestSize
-                if let f = filling {
-                    let take = min(need, blockSize - f.length)
-                    parts.append(f)
-                    buffers.append(UnsafeMutableRawBufferPointer(start: f.input + f.length, count: take))
-                    need -= take
+                // Keep `depth` requests in flight. A partly filled block
+                // (only with depth 1) is completed by the next request.
+                while queued.count < depth {
+                    var parts: [CompressSlot] = []
+                    var buffers: [UnsafeMutableRawBufferPointer] = []
+                    var need = requested
+                    if let f = filling {
+                        let take = min(need, blockSize - f.length)
+                        parts.append(f)
+                        buffers.append(UnsafeMutableRawBufferPointer(start: f.input + f.length, count: take))
+                        need -= take
+                        filling = nil
+                    }
+                    while need > 0 {
+                        guard let s = pool.pop() else { break reading }
+                        s.length = 0
+                        let take = min(need, blockSize)
+                        parts.append(s)
+                        buffers.append(UnsafeMutableRawBufferPointer(start: s.input, count: take))
+                        need -= take
+                    }
+                    reader.submit(buffers)
+                    queued.append((parts, buffers))
                 }
-                while need > 0 {
-                    guard let s = pool.pop() else { break reading }
-                    s.length = 0
-                    let take = min(need, blockSize)
-                    parts.append(s)
-                    buffers.append(UnsafeMutableRawBufferPointer(start: s.input, count: take))
-                    need -= take
-                }
-                let requested = reader.requestSize
-                var got = try reader.read(into: buffers)
+                let (parts, buffers) = queued.removeFirst()
+                var got = try reader.collect()
                 let atEnd = got < requested
-                filling = nil
                 for (i, s) in parts.enumerated() {
                     let n = min(got, buffers[i].count)
                     got -= n
@@ -221,6 +239,9 @@ public final class ParallelCompressor {
                 }
                 if atEnd { break }
             }
+            reader.endReadAhead()
+            // Slots of requests dropped after the end go back to the pool.
+            for q in queued { for s in q.parts where s !== filling { pool.push(s) } }
             state.finish(endIndex: index)
         } catch {
             // Whatever the reader throws is the source's failure, not the sink's.

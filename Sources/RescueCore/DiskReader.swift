@@ -55,10 +55,10 @@ public final class DiskReader {
     public let count: UInt64?
     /// Logical sector size (512 for files and streams): the unit of O_DIRECT and of --noerror.
     public let sectorSize: Int
-    /// The request size callers should use (e.g. `--bs`, default 1 MiB).
+    /// The request size callers should use (e.g. `--bs`, default 4 MiB).
     public let requestSize: Int
     /// Input offset of the next byte read.
-    public private(set) var position: UInt64 = 0
+    public internal(set) var position: UInt64 = 0
     /// Re-read failed regions sector by sector and zero what stays unreadable.
     public var noError = false
     /// Called with each unreadable range once the failed request around it
@@ -86,8 +86,12 @@ public final class DiskReader {
     public private(set) var mappedSkippedBytes: UInt64 = 0
     private var nextRange = 0
 
-    private var vectors: UnsafeMutablePointer<iovec>
-    private static let maxVectors = 1024
+    static let maxVectors = 1024
+    /// Requests queued by `submit`, oldest first (DiskReadAhead.swift).
+    var pending: [ReadRequest] = []
+    var readAhead: ReadAheadThreads?
+    /// An earlier queued request came up short: the input ended.
+    var pendingEnded = false
     private var knownStreamSize: UInt64?
 
     public var isDirect: Bool { file.isDirect }
@@ -117,11 +121,10 @@ public final class DiskReader {
         self.count = count
         self.sectorSize = sectorSize
         self.requestSize = requestSize
-        vectors = .allocate(capacity: Self.maxVectors)
     }
 
     deinit {
-        vectors.deallocate()
+        readAhead?.stop(cancelling: pending)
         if !isStandardInput { try? file.close() }
     }
 
@@ -131,7 +134,7 @@ public final class DiskReader {
     /// and regular files. `startOffset` positions the reader at that input
     /// offset (resume).
     public static func open(_ path: String?, skip: UInt64 = 0, count: UInt64? = nil,
-                            requestSize: Int = 1 << 20, direct: Bool = true,
+                            requestSize: Int = 4 << 20, direct: Bool = true,
                             startOffset: UInt64 = 0) throws -> DiskReader {
         guard requestSize >= 4096, requestSize % 4096 == 0, requestSize <= 64 << 20 else {
             throw RescueError.usage("block size must be a multiple of 4 KiB between 4 KiB and 64 MiB, not \(requestSize)")
@@ -207,37 +210,86 @@ public final class DiskReader {
     /// large request (a positioned scatter read where possible). Returns the
     /// bytes read: the total of the buffers, less only at the end of input
     /// (end of file/device, or `count` reached). 0 means the end.
+    /// Not while reads are queued with `submit` (see DiskReadAhead.swift).
     public func read<C: Collection>(into buffers: C) throws -> Int where C.Element == UnsafeMutableRawBufferPointer {
+        precondition(pending.isEmpty, "read(into:) while reads are queued")
+        let request = makeRequest(Array(buffers), at: position)
+        return try complete(request)
+    }
+
+    /// Describes one request at input offset `at`: how much to return
+    /// (`want`), how much to transfer (`length`, `want` rounded up to a
+    /// sector for O_DIRECT when the buffers have room) and, with --used,
+    /// which parts are read and which are zeros. Advances the --used cursor.
+    func makeRequest(_ buffers: [UnsafeMutableRawBufferPointer], at: UInt64) -> ReadRequest {
         var capacity = 0
         for b in buffers { capacity += b.count }
         var want = capacity
-        if let remaining { want = Int(min(UInt64(want), remaining)) }
-        guard want > 0 else { return 0 }
+        if let total = totalSize { want = Int(min(UInt64(want), total > at ? total - at : 0)) }
         // O_DIRECT moves whole sectors: an unaligned tail (end of a file,
         // --count) is read rounded up when the buffers have room — the
         // extra bytes are never returned — else without O_DIRECT.
         var length = want
-        if file.isDirect && want % sectorSize != 0 {
+        if want > 0 && file.isDirect && want % sectorSize != 0 {
             let rounded = (want + sectorSize - 1) / sectorSize * sectorSize
             if rounded <= capacity { length = rounded } else { file.disableDirect() }
         }
-        if let usedRanges, isSeekable {
-            let done = try readMapped(buffers, want: want, length: length, ranges: usedRanges)
-            position += UInt64(done)
-            return done
-        }
-        // Describe the first `length` bytes as iovecs.
-        var n = 0, left = length
+        var pieces: [(UnsafeMutableRawPointer, Int)] = []
+        var left = length
         for b in buffers where left > 0 {
-            precondition(n < Self.maxVectors, "too many buffers in one read")
+            precondition(pieces.count < Self.maxVectors, "too many buffers in one read")
             let take = min(b.count, left)
-            vectors[n] = iovec(iov_base: b.baseAddress, iov_len: take)
-            n += 1
+            pieces.append((b.baseAddress!, take))
             left -= take
         }
-        let done = min(want, try transfer(vectors: vectors, count: n, length: length, at: position))
-        position += UInt64(done)
-        return done
+        var plan: MappedPlan? = nil
+        if want > 0, let usedRanges, isSeekable {
+            plan = planMapped(windowStart: skip + at, want: want, length: length, ranges: usedRanges)
+        }
+        return ReadRequest(buffers: buffers, pieces: pieces, at: at, want: want, length: length, plan: plan)
+    }
+
+    /// Executes `request` (again, if a read-ahead attempt failed) unless it
+    /// ran already, and moves `position` past what it returned. Failed
+    /// reads go through the O_DIRECT fallback and --noerror recovery; a
+    /// read error that stays throws.
+    func complete(_ request: ReadRequest) throws -> Int {
+        guard request.want > 0 else { return 0 }
+        if !request.executed || request.failed {
+            try execute(request)
+        }
+        if request.plan != nil {
+            mappedReadBytes += request.readBytes
+            mappedSkippedBytes += request.skippedBytes
+        }
+        position = request.at + UInt64(request.result)
+        return request.result
+    }
+
+    /// Runs `request` on this thread with the full error handling.
+    private func execute(_ request: ReadRequest) throws {
+        request.failed = false
+        defer { request.failedErrno = 0 }
+        if let plan = request.plan {
+            try Self.executeMapped(request, plan: plan) { vectors, count, length, offset in
+                try transfer(vectors: vectors, count: count, length: length, at: request.at + offset)
+            }
+        } else {
+            var iov = Self.slices(request.pieces, from: 0, to: request.length)
+            let readError = request.failedErrno
+            let got = try iov.withUnsafeMutableBufferPointer { v in
+                // A read-ahead attempt that met a read error: --noerror
+                // recovers at once rather than failing the whole request
+                // again on a sick disk.
+                if noError && isSeekable && readError != 0 && readError != EINVAL {
+                    recover(vectors: v.baseAddress!, count: v.count, length: request.length, at: request.at)
+                    return request.length
+                }
+                return try transfer(vectors: v.baseAddress!, count: v.count, length: request.length, at: request.at)
+            }
+            request.result = min(request.want, got)
+        }
+        request.executed = true
     }
 
     /// Reads `length` bytes described by `vectors` at input offset `at`
@@ -265,44 +317,39 @@ public final class DiskReader {
             }
             if n == 0 { break }
             done += n
-            // Drop the iovecs (or the part of one) that are now full.
-            var consumed = n
-            while consumed > 0 && first < count {
-                let len = vectors[first].iov_len
-                if consumed >= len {
-                    consumed -= len
-                    first += 1
-                } else {
-                    vectors[first].iov_base = vectors[first].iov_base! + consumed
-                    vectors[first].iov_len = len - consumed
-                    consumed = 0
-                }
-            }
+            Self.advance(vectors, count: count, first: &first, by: n)
         }
         return done
     }
 
+    /// Drops the iovecs (or the part of one) that `n` more bytes filled.
+    static func advance(_ vectors: UnsafeMutablePointer<iovec>, count: Int, first: inout Int, by n: Int) {
+        var consumed = n
+        while consumed > 0 && first < count {
+            let len = vectors[first].iov_len
+            if consumed >= len {
+                consumed -= len
+                first += 1
+            } else {
+                vectors[first].iov_base = vectors[first].iov_base! + consumed
+                vectors[first].iov_len = len - consumed
+                consumed = 0
+            }
+        }
+    }
+
     // MARK: --used
 
-    /// Fills the first `want` bytes of `buffers` from input offset
-    /// `position`: the parts inside `ranges`, widened to whole 4 KiB pages
-    /// (O_DIRECT), with one positioned read each (ascending); then zeros
-    /// over everything outside `ranges`, read or not. `length` is `want`
-    /// rounded up to a sector for O_DIRECT when the buffers have room.
-    private func readMapped<C: Collection>(_ buffers: C, want: Int, length: Int, ranges: [Range<UInt64>]) throws -> Int
-    where C.Element == UnsafeMutableRawBufferPointer {
-        var pieces: [(UnsafeMutableRawPointer, Int)] = []
-        var left = length
-        for b in buffers where left > 0 {
-            let take = min(b.count, left)
-            pieces.append((b.baseAddress!, take))
-            left -= take
-        }
-        let windowStart = skip + position, windowEnd = windowStart + UInt64(want)
+    /// The used parts of the window [windowStart, windowStart + want)
+    /// (absolute), relative to its start, and what is read for them: the
+    /// used parts widened to whole 4 KiB pages (O_DIRECT), merged, in
+    /// ascending order. `length` is `want` rounded up to a sector for
+    /// O_DIRECT when the buffers have room.
+    private func planMapped(windowStart: UInt64, want: Int, length: Int, ranges: [Range<UInt64>]) -> MappedPlan {
+        let windowEnd = windowStart + UInt64(want)
         // Ranges are visited in order; a seek backwards (resume) restarts the search.
         if nextRange > 0 && (nextRange >= ranges.count || ranges[nextRange - 1].upperBound > windowStart) { nextRange = 0 }
         while nextRange < ranges.count && ranges[nextRange].upperBound <= windowStart { nextRange += 1 }
-        // The used parts of the window, relative to its start.
         var used: [Range<Int>] = []
         var i = nextRange
         while i < ranges.count && ranges[i].lowerBound < windowEnd {
@@ -311,7 +358,6 @@ public final class DiskReader {
             i += 1
         }
         nextRange = i
-        // What is read: the used parts widened to pages (absolute), merged.
         let page: UInt64 = 4096
         var reads: [Range<Int>] = []
         for u in used {
@@ -325,33 +371,44 @@ public final class DiskReader {
                 reads.append(r)
             }
         }
+        return MappedPlan(used: used, reads: reads)
+    }
+
+    /// Fills a --used request: each of the plan's reads through `read`
+    /// (vectors, count, length, offset in the request; returns the bytes
+    /// read), then zeros over everything outside the used parts, read or
+    /// not. Sets the request's result and byte counts.
+    static func executeMapped(_ request: ReadRequest, plan: MappedPlan,
+                              read: (UnsafeMutablePointer<iovec>, Int, Int, UInt64) throws -> Int) rethrows {
+        let want = request.want
         var end = want
-        for r in reads {
-            var iov = slices(pieces, from: r.lowerBound, to: r.upperBound)
+        var readBytes: UInt64 = 0
+        for r in plan.reads {
+            var iov = slices(request.pieces, from: r.lowerBound, to: r.upperBound)
             let got = try iov.withUnsafeMutableBufferPointer { v in
-                try transfer(vectors: v.baseAddress!, count: v.count, length: r.count, at: position + UInt64(r.lowerBound))
+                try read(v.baseAddress!, v.count, r.count, UInt64(r.lowerBound))
             }
-            mappedReadBytes += UInt64(min(got, max(0, want - r.lowerBound)))
+            readBytes += UInt64(min(got, max(0, want - r.lowerBound)))
             if got < r.count {
                 // The input ended early (a file shrank): stop there.
                 end = min(want, r.lowerBound + got)
                 break
             }
         }
-        // Zero everything outside the used parts (read or not).
         var cursor = 0
-        for u in used where u.lowerBound < end {
-            if u.lowerBound > cursor { zero(pieces, from: cursor, to: u.lowerBound) }
+        for u in plan.used where u.lowerBound < end {
+            if u.lowerBound > cursor { zero(request.pieces, from: cursor, to: u.lowerBound) }
             cursor = max(cursor, u.upperBound)
         }
-        if cursor < end { zero(pieces, from: cursor, to: end) }
-        let readInWindow = reads.reduce(0) { $0 + min($1.upperBound, want) - $1.lowerBound }
-        mappedSkippedBytes += UInt64(max(0, end - readInWindow))
-        return end
+        if cursor < end { zero(request.pieces, from: cursor, to: end) }
+        let readInWindow = plan.reads.reduce(0) { $0 + min($1.upperBound, want) - $1.lowerBound }
+        request.result = end
+        request.readBytes = readBytes
+        request.skippedBytes = UInt64(max(0, end - readInWindow))
     }
 
-    private func zero(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) {
-        for v in slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+    static func zero(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) {
+        for v in Self.slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
     }
     // MARK: --noerror
 
@@ -377,7 +434,7 @@ public final class DiskReader {
     private var foundRanges: [BadRange] = []
 
     /// Pointer ranges for bytes [from, to) of the flattened target.
-    private func slices(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) -> [iovec] {
+    static func slices(_ pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int) -> [iovec] {
         var result: [iovec] = []
         var base = 0
         for (pointer, len) in pieces {
@@ -394,7 +451,7 @@ public final class DiskReader {
         guard length > 0 else { return }
         if !knownBad && tryRead(pieces: pieces, from: from, to: to, at: at) { return }
         if length <= sectorSize {
-            for v in slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+            for v in Self.slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
             recordBad(offset: skip + at + UInt64(from), length: UInt64(length))
             return
         }
@@ -406,7 +463,7 @@ public final class DiskReader {
         let split = from + Int(mid - absFrom)
         if split >= to {
             // Shorter than a sector after alignment: treat as one sector.
-            for v in slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+            for v in Self.slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
             recordBad(offset: absFrom, length: UInt64(length))
             return
         }
@@ -417,7 +474,7 @@ public final class DiskReader {
     /// One positioned read of bytes [from, to); true when all of it was read.
     /// A short read (end of device) zero-fills the rest and counts as read.
     private func tryRead(pieces: [(UnsafeMutableRawPointer, Int)], from: Int, to: Int, at: UInt64) -> Bool {
-        var iov = slices(pieces, from: from, to: to)
+        var iov = Self.slices(pieces, from: from, to: to)
         var done = 0
         var first = 0
         while done < to - from {

@@ -51,8 +51,8 @@ final class DdzNoErrorTests: XCTestCase {
         try Self.script.write(toFile: dir.file("badfs.py"), atomically: true, encoding: .utf8)
         let mnt = dir.file("mnt")
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        // Two sector-aligned bad ranges: 8 sectors inside the first 1 MiB
-        // request, 1 sector in the second.
+        // Two sector-aligned bad ranges: 8 sectors in the first MiB, 1 sector
+        // in the second.
         let bad = [(153_600, 4096), (1_052_160, 512)]
         let fs = try BackgroundProcess.start(python, [dir.file("badfs.py"), dir.file("back.img"), mnt] + bad.map { "\($0.0)+\($0.1)" })
         defer {
@@ -72,21 +72,25 @@ final class DdzNoErrorTests: XCTestCase {
         XCTAssertTrue(plain.stderr.hasPrefix("rescuebox ddz: \(image): read at offset "), plain.stderr)
         XCTAssertTrue(plain.stderr.hasSuffix(": Input/output error\n"), plain.stderr)
 
+        // The default 4 MiB request holds both bad ranges; with --bs 1M they
+        // are in two requests in flight at once, with 256K in two of many.
         let map = dir.file("disk.map")
-        let r = try runProgram(bin, ["ddz", "-1", "--noerror", "--badmap", map, image])
-        XCTAssertEqual(r.status, 1, "bad sectors make the exit status 1")
-        let lines = r.stderr.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.filter { $0.contains("unreadable: bytes") }, [
-            "rescuebox ddz: \(image): unreadable: bytes 153600-157695 (4096 bytes) written as zeros",
-            "rescuebox ddz: \(image): unreadable: bytes 1052160-1052671 (512 bytes) written as zeros",
-        ])
-        XCTAssertTrue(r.stderr.contains("4608 unreadable bytes in 2 ranges written as zeros"), r.stderr)
-        let back = try runProgram(lzop, ["-dc"], input: r.stdout)
-        XCTAssertEqual(back.status, 0)
-        var expected = data
-        for (offset, length) in bad { expected.replaceSubrange(offset..<offset + length, with: Data(count: length)) }
-        XCTAssertEqual(back.stdout.count, data.count)
-        XCTAssertTrue(back.stdout == expected, "output is the image with zeros exactly in the bad ranges")
+        for bs in [nil, "1M", "256K"] as [String?] {
+            let r = try runProgram(bin, ["ddz", "-1", "--noerror", "--badmap", map] + (bs.map { ["--bs", $0] } ?? []) + [image])
+            XCTAssertEqual(r.status, 1, "bad sectors make the exit status 1 (--bs \(bs ?? "default"))")
+            let lines = r.stderr.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.filter { $0.contains("unreadable: bytes") }, [
+                "rescuebox ddz: \(image): unreadable: bytes 153600-157695 (4096 bytes) written as zeros",
+                "rescuebox ddz: \(image): unreadable: bytes 1052160-1052671 (512 bytes) written as zeros",
+            ], "--bs \(bs ?? "default")")
+            XCTAssertTrue(r.stderr.contains("4608 unreadable bytes in 2 ranges written as zeros"), r.stderr)
+            let back = try runProgram(lzop, ["-dc"], input: r.stdout)
+            XCTAssertEqual(back.status, 0)
+            var expected = data
+            for (offset, length) in bad { expected.replaceSubrange(offset..<offset + length, with: Data(count: length)) }
+            XCTAssertEqual(back.stdout.count, data.count)
+            XCTAssertTrue(back.stdout == expected, "output is the image with zeros exactly in the bad ranges (--bs \(bs ?? "default"))")
+        }
 
         // The GNU ddrescue map file names exactly the bad ranges.
         let mapLines = try String(contentsOfFile: map, encoding: .utf8).split(separator: "\n").map(String.init)

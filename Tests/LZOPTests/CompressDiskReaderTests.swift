@@ -119,4 +119,99 @@ final class CompressDiskReaderTests: XCTestCase {
         XCTAssertTrue(try readAll(reader, piece: 1 << 20) == data)
         XCTAssertTrue(reader.isDirect, "O_DIRECT stayed on for aligned requests")
     }
+    /// Reads to the end with `depth` requests queued (submit/collect),
+    /// each request `buffers` buffers of `piece` bytes.
+    func readAllAhead(_ reader: DiskReader, piece: Int, buffers: Int = 2, depth: Int = 3) throws -> Data {
+        let slots = (0..<depth).map { _ in (0..<buffers).map { _ in AlignedBuffer(capacity: piece) } }
+        defer { reader.endReadAhead() }
+        var out = Data()
+        var next = 0
+        for d in 0..<depth { reader.submit(slots[d].map(\.bytes)) }
+        while true {
+            let n = try reader.collect()
+            var left = n
+            for b in slots[next] where left > 0 {
+                out.append(Data(bytes: b.pointer, count: min(left, piece)))
+                left -= min(left, piece)
+            }
+            if n < piece * buffers { break }
+            reader.submit(slots[next].map(\.bytes))
+            next = (next + 1) % depth
+        }
+        return out
+    }
+
+    /// Read-ahead returns the same bytes as plain reads, for whole files,
+    /// unaligned tails, --skip and --count, and ends where they end.
+    func testReadAheadReturnsWhatReadsReturn() throws {
+        let dir = TempDir()
+        let (path, data) = try makeFile(dir, 5 * 1_048_576 + 1000)
+        for (skip, count) in [(0, nil), (4096, 1_000_001), (1_048_576, nil), (513, 70_001), (5_243_880, nil)] as [(Int, Int?)] {
+            let reader = try DiskReader.open(path, skip: UInt64(skip), count: count.map(UInt64.init))
+            let expected = data[skip..<min(data.count, skip + (count ?? data.count))]
+            XCTAssertTrue(try readAllAhead(reader, piece: 262_144) == expected, "skip \(skip) count \(String(describing: count))")
+            XCTAssertEqual(reader.position, UInt64(expected.count))
+            XCTAssertEqual(reader.queuedReads, 0)
+        }
+        // Requests queued past the end come back empty; the position stays.
+        let reader = try DiskReader.open(path, count: 600_000)
+        let a = AlignedBuffer(capacity: 524_288), b = AlignedBuffer(capacity: 524_288), c = AlignedBuffer(capacity: 524_288)
+        reader.submit(CollectionOfOne(a.bytes)); reader.submit(CollectionOfOne(b.bytes)); reader.submit(CollectionOfOne(c.bytes))
+        XCTAssertEqual(try reader.collect(), 524_288)
+        XCTAssertEqual(try reader.collect(), 600_000 - 524_288)
+        XCTAssertEqual(try reader.collect(), 0)
+        XCTAssertEqual(reader.position, 600_000)
+        XCTAssertTrue(Data(bytes: b.pointer, count: 600_000 - 524_288) == data[524_288..<600_000])
+        reader.endReadAhead()
+        // Dropping queued requests leaves the position after the last collected one.
+        let early = try DiskReader.open(path)
+        early.submit(CollectionOfOne(a.bytes)); early.submit(CollectionOfOne(b.bytes))
+        XCTAssertEqual(try early.collect(), 524_288)
+        early.endReadAhead()
+        XCTAssertEqual(early.position, 524_288)
+        XCTAssertEqual(try early.read(into: c.bytes), 524_288)
+        XCTAssertTrue(Data(bytes: c.pointer, count: 524_288) == data[524_288..<1_048_576])
+    }
+
+    /// --used through read-ahead: the same bytes and the same read/skipped
+    /// counts as plain reads; free space comes back as zeros.
+    func testReadAheadWithUsedRanges() throws {
+        let dir = TempDir()
+        let (path, data) = try makeFile(dir, 4 * 1_048_576 + 512)
+        let ranges: [Range<UInt64>] = [0..<4096, 10_240..<70_000, 262_144..<1_500_000, 2_097_152..<2_097_664,
+                                       3_000_000..<4_194_816]
+        var expected = Data(count: data.count)
+        for r in ranges { expected.replaceSubrange(Int(r.lowerBound)..<Int(r.upperBound), with: data[Int(r.lowerBound)..<Int(r.upperBound)]) }
+        let plain = try DiskReader.open(path)
+        plain.usedRanges = ranges
+        XCTAssertTrue(try readAll(plain, piece: 1 << 20) == expected)
+        for piece in [65_536, 262_144, 1 << 20] {
+            let ahead = try DiskReader.open(path)
+            ahead.usedRanges = ranges
+            XCTAssertTrue(try readAllAhead(ahead, piece: piece) == expected, "piece \(piece)")
+            XCTAssertEqual(ahead.mappedReadBytes, plain.mappedReadBytes, "piece \(piece)")
+            XCTAssertEqual(ahead.mappedReadBytes + ahead.mappedSkippedBytes, UInt64(data.count), "piece \(piece)")
+        }
+    }
+
+    /// Streams are not read ahead: collect reads them in order.
+    func testReadAheadOfAPipe() throws {
+        let data = pseudoRandomBytes(1_500_000, seed: 3)
+        let pipe = Pipe()
+        let reader = try DiskReader.open("/dev/fd/\(pipe.fileHandleForReading.fileDescriptor)")
+        XCTAssertFalse(reader.isSeekable)
+        XCTAssertEqual(reader.readAheadDepth, 1)
+        let writer = Thread { pipe.fileHandleForWriting.write(data); try? pipe.fileHandleForWriting.close() }
+        writer.start()
+        var out = Data()
+        let buffer = AlignedBuffer(capacity: 262_144)
+        while true {
+            reader.submit(CollectionOfOne(buffer.bytes))
+            let n = try reader.collect()
+            if n == 0 { break }
+            out.append(Data(bytes: buffer.pointer, count: n))
+        }
+        reader.endReadAhead()
+        XCTAssertTrue(out == data)
+    }
 }
