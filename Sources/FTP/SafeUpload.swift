@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RescueCore
+import CShim
 
 /// Choices for `SafeUpload`.
 public struct SafeUploadOptions {
@@ -246,6 +247,8 @@ public final class SafeUpload: ByteSink {
             }
         }
         let buffer = AlignedBuffer(capacity: stream.isEncrypted ? 1 << 20 : 256 << 10)
+        // A 64 KiB pipe (the default) would hand over 64 KiB per read.
+        if source.isPipe { _ = rb_set_pipe_size(fd, 1 << 20) }
         var total: UInt64 = 0
         while true {
             // A pipe is sent as it comes (one read), a file in whole buffers.
