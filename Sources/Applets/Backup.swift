@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { imaging.report.verbose }
 
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
@@ -68,17 +68,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
     @Flag(exclusivity: .chooseLast, help: "Compression level, as lzop (default -1, the fastest).")
     var level: Ddz.Level = .level1
 
-    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M).", valueName: "size"))
-    var bs: ByteCount?
-
-    @Option(name: [.customShort("T"), .customLong("threads")], help: "Compressor threads (default: online CPUs).")
-    var threads: Int?
-
-    @Flag(name: .customLong("noerror"), help: "On read errors, zero the unreadable sectors, list them and go on.")
-    var noError = false
-
-    @Flag(name: .customLong("no-direct"), help: "Read through the page cache instead of O_DIRECT.")
-    var noDirect = false
+    @OptionGroup var imaging: ImagingOptions<FTPWording>
 
     @Option(name: .customLong("retries"), help: "Reconnect this many times after a dropped connection.")
     var retries = 5
@@ -115,14 +105,10 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
     public init() {}
 
     public func validate() throws {
-        try validateThreads(threads)
         if retries < 0 { throw ValidationError("--retries must be 0 or more") }
         if usedMap != nil && !used { throw ValidationError("--used-map needs --used") }
         if used && (skip != nil || count != nil) { throw ValidationError("--used reads a whole device: no --skip or --count") }
         if !(idle > 0) { throw ValidationError("--idle must be a positive number of seconds") }
-        if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
-            throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
-        }
     }
 
     public func run() throws {
@@ -134,14 +120,14 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
         options.count = count?.bytes
         options.force = force
         options.compression = LzopCompressionOptions(level: level.rawValue)
-        options.threads = threads ?? WorkerThread.onlineProcessors
-        options.requestSize = Int(bs?.bytes ?? 1 << 20)
-        options.direct = !noDirect
-        options.noError = noError
+        options.threads = imaging.workerThreads
+        options.requestSize = imaging.requestSize(default: 1 << 20)
+        options.direct = imaging.direct
+        options.noError = imaging.noError
         options.retries = retries
         options.idleLimit = idle
         options.manifest = manifest
-        options.progress = connection.progress
+        options.progress = imaging.report.progress
         options.toolVersion = rescueboxVersion
         options.used = used
         options.usedMap = usedMap

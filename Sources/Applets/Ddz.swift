@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 public struct Ddz: ParsableCommand, VerboseApplet {
-    public var isVerbose: Bool { verbose }
+    public var isVerbose: Bool { imaging.report.verbose }
 
     public static let configuration = CommandConfiguration(
         commandName: "ddz",
@@ -103,21 +103,13 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write to FILE or device instead of stdout.")
     var output: String?
 
-    @Option(name: .customLong("bs"), help: ArgumentHelp("Read request size (multiple of 4K, up to 64M).", valueName: "size"))
-    var bs: ByteCount?
-
     @Option(name: .customLong("skip"), help: ArgumentHelp("Start reading at this input offset (e.g. 1M).", valueName: "size"))
     var skip: ByteCount?
 
     @Option(name: .customLong("count"), help: ArgumentHelp("Read at most this many bytes (e.g. 2G).", valueName: "size"))
     var count: ByteCount?
 
-    @Flag(name: .customLong("no-direct"), help: "Read through the page cache instead of O_DIRECT.")
-    var noDirect = false
-
-    @Flag(name: .customLong("noerror"),
-          help: "On read errors, re-read sector by sector, write zeros for unreadable sectors and go on.")
-    var noError = false
+    @OptionGroup var imaging: ImagingOptions<LocalWording>
 
     @Option(name: .customLong("badmap"),
             help: ArgumentHelp("After the run, write a GNU ddrescue map file of what was read and what was unreadable.",
@@ -136,17 +128,8 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     @Flag(name: .customLong("no-sparse"), help: "With -d into a regular file: write zero blocks instead of making holes.")
     var noSparse = false
 
-    @Option(name: [.customShort("T"), .customLong("threads")], help: "Worker threads (default: online CPUs).")
-    var threads: Int?
-
-    @Flag(name: .customLong("progress"), help: "Show progress even when stderr is not a terminal.")
-    var progress = false
-
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Write compressed data to a terminal; overwrite an existing output file; image a source mounted read-write.")
     var force = false
-
-    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Say more on stderr.")
-    var verbose = false
 
     @Argument(help: "Input: a block device, a file, or - (default) for stdin.")
     var input: String?
@@ -154,9 +137,8 @@ public struct Ddz: ParsableCommand, VerboseApplet {
     public init() {}
 
     public func validate() throws {
-        try validateThreads(threads)
         if decompress || test {
-            if bs != nil || skip != nil || count != nil || noError || noDirect || badMap != nil {
+            if imaging.anyGiven || skip != nil || count != nil || badMap != nil {
                 throw ValidationError("--bs, --skip, --count, --noerror, --badmap and --no-direct apply to compression only")
             }
         }
@@ -165,9 +147,6 @@ public struct Ddz: ParsableCommand, VerboseApplet {
             if !used { throw ValidationError("--used-map needs --used") }
             if input == nil || input == "-" { throw ValidationError("--used needs a device or image file, not stdin") }
             if skip != nil || count != nil { throw ValidationError("--used reads a whole device: no --skip or --count") }
-        }
-        if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
-            throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
         }
     }
 
@@ -181,15 +160,15 @@ public struct Ddz: ParsableCommand, VerboseApplet {
         }
         if decompress || test {
             try DdzDecompressJob(input: input, output: output, testOnly: test, sparse: !noSparse,
-                                 threads: threads, progress: progress, force: force).run()
+                                 threads: imaging.threads, progress: imaging.report.progress, force: force).run()
             return
         }
         let badBytes = try DdzCompressJob(
             input: input == "-" ? nil : input, output: output == "-" ? nil : output,
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
-            threads: threads ?? WorkerThread.onlineProcessors, requestSize: Int(bs?.bytes ?? 1 << 20),
-            skip: skip?.bytes ?? 0, count: count?.bytes, direct: !noDirect, noError: noError,
-            badMap: badMap, progress: progress, force: force, used: used, usedMap: usedMap
+            threads: imaging.workerThreads, requestSize: imaging.requestSize(default: 1 << 20),
+            skip: skip?.bytes ?? 0, count: count?.bytes, direct: imaging.direct, noError: imaging.noError,
+            badMap: badMap, progress: imaging.report.progress, force: force, used: used, usedMap: usedMap
         ).run()
         if badBytes > 0 { throw AppletExit(ExitCode.failure) }
     }

@@ -33,12 +33,6 @@ public struct FTPConnectionOptions: ParsableArguments {
     @Option(name: .customLong("stall-timeout"), help: "Seconds a transfer may make no progress (default 60).")
     public var stallTimeout: Double?
 
-    @Flag(name: .customLong("progress"), help: "Show progress even when stderr is not a terminal.")
-    public var progress = false
-
-    @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Trace the protocol on stderr (passwords shown as ****).")
-    public var verbose = false
-
     @Flag(name: .customLong("tls"), help: "Require TLS (AUTH TLS, PBSZ 0, PROT P); refused before USER when the server has none.")
     public var tls = false
 
@@ -139,7 +133,7 @@ public struct FTPConnectionOptions: ParsableArguments {
     /// session of the job is opened from.
     public func server(_ url: FTPURL, _ credentials: FTPCredentials) throws -> FTPServerConfig {
         return FTPServerConfig(host: url.host, port: url.port, credentials: credentials, timeouts: try timeouts(),
-                               trace: verbose ? { printError($0) } : nil, tls: try tlsOptions(for: url))
+                               trace: Program.verbose ? { printError($0) } : nil, tls: try tlsOptions(for: url))
     }
 
     /// Connects, logs in, switches to binary.
@@ -207,11 +201,6 @@ public struct FTPConnectionOptions: ParsableArguments {
         }
         return arguments
     }
-}
-
-/// The last path component ("dir/a b.img" -> "a b.img").
-func baseName(_ path: String) -> String {
-    String(path.split(separator: "/").last ?? Substring(path))
 }
 
 /// The summary's words about an upload's outcome: what it replaced and

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 public struct FtpGet: ParsableCommand, NormalizesArguments, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { report.verbose }
 
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
@@ -39,6 +39,8 @@ public struct FtpGet: ParsableCommand, NormalizesArguments, VerboseApplet {
 
     @OptionGroup public var connection: FTPConnectionOptions
 
+    @OptionGroup var report: ReportOptions<FTPWording>
+
     @Flag(name: [.customShort("c"), .customLong("continue")], help: "Resume into LOCAL.part (or LOCAL) with REST.")
     var resume = false
 
@@ -57,7 +59,7 @@ public struct FtpGet: ParsableCommand, NormalizesArguments, VerboseApplet {
         var options = FileDownloadOptions()
         options.resume = resume
         options.keepPartial = keepPartial
-        options.progress = connection.progress
+        options.progress = report.progress
         let server = try connection.server(url, try connection.credentials(for: url))
         let result = try FileDownload(server: server, remotePath: url.path, local: local ?? baseName(url.path),
                                       options: options).run()

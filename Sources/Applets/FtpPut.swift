@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { report.verbose }
 
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
@@ -49,6 +49,8 @@ public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
     )
 
     @OptionGroup public var connection: FTPConnectionOptions
+
+    @OptionGroup var report: ReportOptions<FTPWording>
 
     @Flag(name: [.customShort("c"), .customLong("continue")],
           help: "Resume an interrupted upload of the same file or device (SIZE, then REST+STOR or APPE).")
@@ -94,7 +96,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
             throw error
         }
         let upload = SafeUpload(client: client, remotePath: url.path, options: options)
-        let meter = ProgressMeter(label: "ftpput", total: source.size, forced: connection.progress)
+        let meter = ProgressMeter(label: "ftpput", total: source.size, forced: report.progress)
         let clock = Stopwatch()
         var outcome: UploadOutcome
         do {

@@ -37,7 +37,6 @@ func linkTarget(_ path: String) -> String {
 public func executablePath(argv0: String) -> String? {
     let viaProc = linkTarget("/proc/self/exe")
     if !viaProc.isEmpty { return viaProc }
-    guard argv0.contains("/"), let resolved = realpath(argv0, nil) else { return nil }
-    defer { free(resolved) }
-    return String(cString: resolved)
+    guard argv0.contains("/") else { return nil }
+    return realPath(argv0)
 }

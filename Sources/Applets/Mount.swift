@@ -4,7 +4,7 @@ import RescueCore
 import SeekableImage
 
 public struct Mount: ParsableCommand, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { report.verbose }
 
     public static let configuration = CommandConfiguration(
         commandName: "mount",
@@ -36,6 +36,8 @@ public struct Mount: ParsableCommand, VerboseApplet {
     )
 
     @OptionGroup var connection: FTPConnectionOptions
+
+    @OptionGroup var report: ReportOptions<FTPWording>
 
     @Option(name: .customLong("cache"), help: ArgumentHelp("Decoded blocks kept in memory (default 256M).", valueName: "size"))
     var cache: ByteCount?

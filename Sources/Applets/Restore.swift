@@ -4,7 +4,7 @@ import Imaging
 import RescueCore
 
 public struct Restore: ParsableCommand, NormalizesArguments, VerboseApplet {
-    public var isVerbose: Bool { connection.verbose }
+    public var isVerbose: Bool { report.verbose }
 
     public static func normalize(_ arguments: [String]) -> [String] { FTPConnectionOptions.splitGluedValues(arguments) }
 
@@ -42,6 +42,8 @@ public struct Restore: ParsableCommand, NormalizesArguments, VerboseApplet {
 
     @OptionGroup var connection: FTPConnectionOptions
 
+    @OptionGroup var report: ReportOptions<FTPWording>
+
     @Option(name: [.customShort("T"), .customLong("threads")], help: "Decompressor threads (default: online CPUs).")
     var threads: Int?
 
@@ -73,7 +75,7 @@ public struct Restore: ParsableCommand, NormalizesArguments, VerboseApplet {
         options.threads = threads ?? WorkerThread.onlineProcessors
         options.sparse = !noSparse
         options.force = force
-        options.progress = connection.progress
+        options.progress = report.progress
         if FTPURL.looksLikeURL(source) {
             let url = try connection.target(source, path: nil)
             connection.protectPassword(urlPassword: url.password)

@@ -12,7 +12,7 @@ public func prepareUsedRead(_ reader: DiskReader, path: String) throws -> UsedMa
         throw RescueError(path, "--used", "\(m.source) is mounted read-write on \(m.mountPoint); "
                           + "unmount it or remount it read-only (or use zerofill, then image without --used)")
     }
-    let name = path.split(separator: "/").last.map(String.init) ?? path
+    let name = baseName(path)
     let map = try buildUsedMap(path: path, name: name)
     for note in map.table.notes { printStderr("\(name): \(note)") }
     for plan in map.plans { printStderr(plan.line) }

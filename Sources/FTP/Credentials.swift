@@ -224,12 +224,3 @@ public struct NetrcFile: Equatable {
         return entries.first { $0.machine == nil && (user == nil || $0.login == nil || $0.login == user) }
     }
 }
-
-extension Substring {
-    func trimmingWhitespace() -> Substring {
-        var s = self
-        while let c = s.first, c == " " || c == "\t" || c == "\r" { s.removeFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\r" { s.removeLast() }
-        return s
-    }
-}

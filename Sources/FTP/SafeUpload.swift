@@ -171,9 +171,8 @@ public final class SafeUpload: ByteSink {
     private func prepareDirectories() throws {
         guard options.mkdirs, !preparedDirectories else { return }
         preparedDirectories = true
-        if let slash = remotePath.lastIndex(of: "/"), slash != remotePath.startIndex {
-            try client.mkdirs(String(remotePath[..<slash]))
-        }
+        let directory = directoryName(remotePath)
+        if directory != "." && directory != "/" { try client.mkdirs(directory) }
     }
 
     private func refuseExisting() throws {

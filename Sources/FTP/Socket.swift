@@ -60,16 +60,19 @@ public struct FTPAddress: Equatable, CustomStringConvertible, Sendable {
             sa.sin6_family = sa_family_t(AF_INET6)
             sa.sin6_port = port.bigEndian
             withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: bytes) }
-            return withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
+            return Self.asSockaddr(&sa, body)
         }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
         withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: bytes) }
-        return withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        return Self.asSockaddr(&sa, body)
+    }
+
+    /// A sockaddr_in or sockaddr_in6 seen as the generic sockaddr and its length.
+    private static func asSockaddr<S, R>(_ sa: inout S, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<S>.size)) }
         }
     }
 

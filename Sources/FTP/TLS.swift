@@ -37,7 +37,7 @@ public struct FTPTLSOptions: Sendable, Equatable {
 
     /// Checks a `--pin` value: `sha256//BASE64[;sha256//BASE64...]`.
     public static func parsePins(_ text: String) throws -> [String] {
-        let pins = text.split(separator: ";").map { String($0).trimmingWhitespaceString() }
+        let pins = text.split(separator: ";").map { String($0.trimmingWhitespace()) }
         for pin in pins {
             let body = pin.hasPrefix("sha256//") ? pin.dropFirst(8) : ""
             guard body.count == 44, body.hasSuffix("="),
@@ -52,10 +52,6 @@ public struct FTPTLSOptions: Sendable, Equatable {
 
 private func isBase64Character(_ c: UInt8) -> Bool {
     (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2B || c == 0x2F || c == 0x3D
-}
-
-extension String {
-    fileprivate func trimmingWhitespaceString() -> String { String(Substring(self).trimmingWhitespace()) }
 }
 
 /// The latest OpenSSL error as text ("wrong version number").

@@ -41,7 +41,7 @@ public final class UploadSource {
         guard let spec, spec != "-" else { return try UploadSource(file: OpenFile.standardInput, name: "stdin") }
         if spec.hasPrefix("|") {
             let command = String(spec.dropFirst())
-            guard !command.trimmingCharacters().isEmpty else { throw RescueError.usage("'|' needs a command after it") }
+            guard !command.trimmingWhitespace().isEmpty else { throw RescueError.usage("'|' needs a command after it") }
             return try spawn(command)
         }
         return try UploadSource(file: OpenFile.open(spec), name: spec)
@@ -74,13 +74,11 @@ public final class UploadSource {
         child = nil
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
-        let status = waitForProcess(pid)
-        let signal = status & 0x7F
-        if signal != 0 {
-            throw RescueError(name, "run", "killed by signal \(signal); the upload is incomplete")
+        switch waitForProcess(pid) {
+        case .exited(0): return
+        case .exited(let code): throw RescueError(name, "run", "exited with status \(code); the upload is incomplete")
+        case .killed(let signal): throw RescueError(name, "run", "killed by signal \(signal); the upload is incomplete")
         }
-        let code = (status >> 8) & 0xFF
-        if code != 0 { throw RescueError(name, "run", "exited with status \(code); the upload is incomplete") }
     }
 
     /// Stops a command early (the upload failed): closes the pipe, sends
@@ -91,12 +89,6 @@ public final class UploadSource {
         if let cleanupToken { Cleanup.unregister(cleanupToken) }
         try? file.close()
         kill(-pid, SIGTERM)
-        _ = waitForProcess(pid)
-    }
-}
-
-extension String {
-    func trimmingCharacters() -> Substring {
-        Substring(self).trimmingWhitespace()
+        waitForProcess(pid)
     }
 }

@@ -118,7 +118,7 @@ public final class BackupJob {
 
     private var imageName: String {
         let path = options.upload?.remotePath ?? options.localOutput ?? "-"
-        return path.split(separator: "/").last.map(String.init) ?? path
+        return baseName(path)
     }
 
     // MARK: FTP

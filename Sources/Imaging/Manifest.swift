@@ -78,10 +78,10 @@ public enum DeviceInfo {
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFBLK,
               var dir = realPath("/sys/dev/block/\(major(st.st_rdev)):\(minor(st.st_rdev))") else { return (nil, nil) }
         // A partition's facts live on its disk.
-        if (try? readSmallFile(dir + "/partition")) != nil, let slash = dir.lastIndex(of: "/") { dir = String(dir[..<slash]) }
+        if (try? readSmallFile(dir + "/partition")) != nil { dir = directoryName(dir) }
         func read(_ name: String) -> String? {
             guard let text = try? readSmallFile(dir + "/" + name) else { return nil }
-            let trimmed = text.split(whereSeparator: { $0 == "\n" || $0 == "\0" }).first.map { String($0).trimmingSpaces } ?? ""
+            let trimmed = text.split(whereSeparator: { $0 == "\n" || $0 == "\0" }).first.map { String($0.trimmingWhitespace()) } ?? ""
             return trimmed.isEmpty ? nil : trimmed
         }
         let model = read("device/model")
@@ -94,18 +94,12 @@ public enum DeviceInfo {
         var name = utsname()
         uname(&name)
         let host = withUnsafeBytes(of: name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let device = source.split(separator: "/").last.map(String.init) ?? "disk"
+        let device = baseName(source).isEmpty ? "disk" : baseName(source)
         var time = time_t(now)
         var tm = Glibc.tm()
         localtime_r(&time, &tm)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         let date = "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))"
         return "\(host.split(separator: ".").first.map(String.init) ?? "host").\(device).\(date).lzo"
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        String(self.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FTP
 import RescueCore
+import Synchronization
 
 /// Where and how `backup` uploads: the server and login, the remote name,
 /// the upload options (mkdirs, in place, no-clobber, keep partial).
@@ -37,11 +38,14 @@ public struct UploadTarget {
 final class ResumableUpload: ByteSink {
     let target: UploadTarget
     var idleLimit: Double
-    private let monitor = Monitor()
-    private var upload: SafeUpload?
-    /// The server accepted a STOR/APPE to the temp file in this run.
-    private var storedByThisRun = false
-    private var lastActivity = monotonicSeconds()
+    /// What the writer, the keep-alive thread and the signal cleanup share.
+    private struct Session {
+        var upload: SafeUpload?
+        /// The server accepted a STOR/APPE to the temp file in this run.
+        var storedByThisRun = false
+        var lastActivity = monotonicSeconds()
+    }
+    private let session = Mutex(Session())
     private var cleanupToken: Int?
 
     init(target: UploadTarget, idleLimit: Double) {
@@ -50,32 +54,32 @@ final class ResumableUpload: ByteSink {
     }
 
     /// The position on the server of the next byte written.
-    var position: UInt64 { monitor.locked { upload?.position ?? 0 } }
+    var position: UInt64 { session.withLock { $0.upload?.position ?? 0 } }
 
     /// A fresh, logged-in session (the old one, if any, is dropped).
     func connect() throws {
-        let old = monitor.locked { () -> SafeUpload? in defer { upload = nil }; return upload }
+        let old = takeUpload()
         old?.client.disconnect()
         let client = try FTPClient.openSession(target.server)
-        monitor.locked {
-            upload = SafeUpload(client: client, remotePath: target.remotePath, options: target.options,
-                                storedEarlier: storedByThisRun)
+        session.withLock {
+            $0.upload = SafeUpload(client: client, remotePath: target.remotePath, options: target.options,
+                                   storedEarlier: $0.storedByThisRun)
         }
     }
 
     /// What the server holds at the temp name.
     func serverHolds() throws -> RemoteSize {
-        guard let upload = monitor.locked({ upload }) else { throw RescueError(target.label, "SIZE", "not connected") }
+        guard let upload = session.withLock({ $0.upload }) else { throw RescueError(target.label, "SIZE", "not connected") }
         return try upload.serverHolds()
     }
 
     /// Opens the transfer so that the next byte written lands at `offset`.
     func begin(at offset: UInt64) throws {
-        try monitor.locked {
-            guard let upload else { throw RescueError(target.label, "STOR", "not connected") }
-            defer { storedByThisRun = upload.storedByThisRun }
+        try session.withLock { state in
+            guard let upload = state.upload else { throw RescueError(target.label, "STOR", "not connected") }
+            defer { state.storedByThisRun = upload.storedByThisRun }
             try upload.start(at: offset)
-            lastActivity = monotonicSeconds()
+            state.lastActivity = monotonicSeconds()
         }
         armCleanup()
     }
@@ -85,7 +89,7 @@ final class ResumableUpload: ByteSink {
         guard cleanupToken == nil, !target.options.keepPartial else { return }
         let server = target.server, path = target.tempPath
         cleanupToken = Cleanup.registerReporting({ [weak self] () -> String? in
-            guard let self, self.monitor.locked({ self.storedByThisRun }) else { return nil }
+            guard let self, self.session.withLock({ $0.storedByThisRun }) else { return nil }
             return ResumableUpload.delete(path, on: server)
         })
     }
@@ -97,23 +101,23 @@ final class ResumableUpload: ByteSink {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try monitor.locked {
-            guard let upload else { throw RescueError(target.displayName, "write", "upload not started") }
+        try session.withLock { state in
+            guard let upload = state.upload else { throw RescueError(target.displayName, "write", "upload not started") }
             if upload.isPaused { printVerbose("source readable again: resuming the upload at byte \(upload.position)") }
             try upload.write(bytes)
-            lastActivity = monotonicSeconds()
+            state.lastActivity = monotonicSeconds()
         }
     }
 
     /// Called about once a second by the keep-alive thread.
     func keepAlive() {
-        monitor.locked {
-            guard let upload else { return }
-            let idle = monotonicSeconds() - lastActivity
+        session.withLock { state in
+            guard let upload = state.upload else { return }
+            let idle = monotonicSeconds() - state.lastActivity
             if !upload.isPaused, idle >= idleLimit {
                 do {
                     try upload.pause()
-                    lastActivity = monotonicSeconds()
+                    state.lastActivity = monotonicSeconds()
                     printError("the source gave nothing for \(Int(idle)) s; paused the upload at byte \(upload.position) "
                                + "(the server keeps it; it resumes when data comes)")
                 } catch {
@@ -121,15 +125,15 @@ final class ResumableUpload: ByteSink {
                 }
             } else if upload.isPaused, idle >= 30 {
                 try? upload.keepAlive()
-                lastActivity = monotonicSeconds()
+                state.lastActivity = monotonicSeconds()
             }
         }
     }
 
     /// Ends the transfer, checks what the server holds, renames into place.
     func complete() throws -> UploadOutcome {
-        try monitor.locked {
-            guard let upload else { throw RescueError(target.label, "STOR", "not connected") }
+        try session.withLock { state in
+            guard let upload = state.upload else { throw RescueError(target.label, "STOR", "not connected") }
             let outcome = try upload.commit()
             if let cleanupToken { Cleanup.unregister(cleanupToken) }
             cleanupToken = nil
@@ -139,7 +143,7 @@ final class ResumableUpload: ByteSink {
 
     /// Stores a small file (the manifest) through the same safe upload.
     func storeSmallFile(_ path: String, contents: [UInt8]) throws {
-        guard let client = monitor.locked({ upload?.client }) else { throw RescueError(target.label, "STOR", "not connected") }
+        guard let client = session.withLock({ $0.upload?.client }) else { throw RescueError(target.label, "STOR", "not connected") }
         var options = target.options
         options.cleanupOnSignal = true
         let small = SafeUpload(client: client, remotePath: path, options: options)
@@ -156,10 +160,10 @@ final class ResumableUpload: ByteSink {
     /// kept for the next session; otherwise it is deleted when this run
     /// stored it (unless --keep-partial). Returns the error to report.
     func fail(_ error: Error, retrying: Bool) -> RescueError {
-        let current = monitor.locked { upload }
+        let current = session.withLock { $0.upload }
         var failure = current?.fail(error, retrying: retrying)
             ?? ((error as? RescueError) ?? RescueError(target.displayName, "upload", "\(error)"))
-        let stored = monitor.locked { storedByThisRun }
+        let stored = session.withLock { $0.storedByThisRun }
         if !retrying && stored && !(current?.started ?? false) && failure.exitCode != ExitCode.usage {
             // This session never started a transfer, but an earlier one of this run stored the file.
             failure.reason += target.options.keepPartial ? " (partial file \(target.tempPath) kept)"
@@ -174,7 +178,11 @@ final class ResumableUpload: ByteSink {
     }
 
     func quit() {
-        let old = monitor.locked { () -> SafeUpload? in defer { upload = nil }; return upload }
-        old?.client.quit()
+        takeUpload()?.client.quit()
+    }
+
+    /// The current session's upload, which this object forgets.
+    private func takeUpload() -> SafeUpload? {
+        session.withLock { state in defer { state.upload = nil }; return state.upload }
     }
 }

@@ -3,6 +3,7 @@
 // them in parallel.
 import CLZO
 import RescueCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -44,8 +45,7 @@ enum DecodedBlock {
 /// for every block; larger blocks get their own allocation.
 final class DecoderBufferPool: @unchecked Sendable {
     static let standardSize = LzopFormat.blockSize
-    private let monitor = Monitor()
-    private var free: [AlignedBuffer] = []
+    private let free = Mutex<[AlignedBuffer]>([])
     private let maxFree: Int
 
     init(maxFree: Int = 64) { self.maxFree = maxFree }
@@ -53,13 +53,13 @@ final class DecoderBufferPool: @unchecked Sendable {
     static func capacity(for count: Int) -> Int { max(count, standardSize) }
 
     func get(_ count: Int) -> AlignedBuffer {
-        if count <= Self.standardSize, let b = monitor.locked({ free.popLast() }) { return b }
+        if count <= Self.standardSize, let b = free.withLock({ $0.popLast() }) { return b }
         return AlignedBuffer(capacity: Self.capacity(for: count))
     }
 
     func put(_ buffer: AlignedBuffer) {
         guard buffer.capacity == Self.standardSize else { return }
-        monitor.locked { if free.count < maxFree { free.append(buffer) } }
+        free.withLock { if $0.count < maxFree { $0.append(buffer) } }
     }
 }
 
@@ -94,22 +94,8 @@ final class DecoderBlockWorker {
         let data: AlignedBuffer
         if block.clen < block.dlen {
             let view = UnsafeRawBufferPointer(payload)
-            if let stored = block.compressedAdler {
-                let computed = LzopChecksum.adler32(view)
-                if computed != stored {
-                    pool.put(block.payload)
-                    throw LzopFormatError(.compressedChecksum, at: block.offset,
-                        "checksum error in compressed data (Adler-32 0x\(decoderHex(stored)) stored, 0x\(decoderHex(computed)) computed): file corrupted")
-                }
-            }
-            if let stored = block.compressedCRC {
-                let computed = LzopChecksum.crc32(view)
-                if computed != stored {
-                    pool.put(block.payload)
-                    throw LzopFormatError(.compressedChecksum, at: block.offset,
-                        "checksum error in compressed data (CRC-32 0x\(decoderHex(stored)) stored, 0x\(decoderHex(computed)) computed): file corrupted")
-                }
-            }
+            try verifyChecksum(block.compressedAdler, .adler32, of: view, compressed: true, at: block.offset) { pool.put(block.payload) }
+            try verifyChecksum(block.compressedCRC, .crc32, of: view, compressed: true, at: block.offset) { pool.put(block.payload) }
             let out = pool.get(block.dlen)
             var produced = lzo_uint(block.dlen)
             let r = lzo1x_decompress_safe(block.payload.pointer.assumingMemoryBound(to: UInt8.self), lzo_uint(block.clen),
@@ -129,22 +115,8 @@ final class DecoderBlockWorker {
         let bytes = UnsafeMutableRawBufferPointer(start: data.pointer, count: block.dlen)
         if block.filter > 0 { Self.unfilter(bytes, width: block.filter) }
         let view = UnsafeRawBufferPointer(bytes)
-        if let stored = block.dataAdler {
-            let computed = LzopChecksum.adler32(view)
-            if computed != stored {
-                releaseAfterFailure(block, data)
-                throw LzopFormatError(.dataChecksum, at: block.offset,
-                    "checksum error in decompressed data (Adler-32 0x\(decoderHex(stored)) stored, 0x\(decoderHex(computed)) computed): file corrupted")
-            }
-        }
-        if let stored = block.dataCRC {
-            let computed = LzopChecksum.crc32(view)
-            if computed != stored {
-                releaseAfterFailure(block, data)
-                throw LzopFormatError(.dataChecksum, at: block.offset,
-                    "checksum error in decompressed data (CRC-32 0x\(decoderHex(stored)) stored, 0x\(decoderHex(computed)) computed): file corrupted")
-            }
-        }
+        try verifyChecksum(block.dataAdler, .adler32, of: view, compressed: false, at: block.offset) { releaseAfterFailure(block, data) }
+        try verifyChecksum(block.dataCRC, .crc32, of: view, compressed: false, at: block.offset) { releaseAfterFailure(block, data) }
         if block.clen < block.dlen {
             defer { pool.put(block.payload) }
             if isAllZero(view) {
@@ -192,4 +164,19 @@ func decoderLZOErrorName(_ r: Int32) -> String {
     case LZO_E_INPUT_NOT_CONSUMED: return "input not consumed"
     default: return "unknown"
     }
+}
+
+private enum BlockChecksum { case adler32, crc32 }
+
+/// Throws lzop's checksum error when `stored` is there and `view` does not
+/// match it; `release` first gives back the block's buffers.
+private func verifyChecksum(_ stored: UInt32?, _ kind: BlockChecksum, of view: UnsafeRawBufferPointer, compressed: Bool,
+                            at offset: UInt64, release: () -> Void) throws {
+    guard let stored else { return }
+    let computed = kind == .adler32 ? LzopChecksum.adler32(view) : LzopChecksum.crc32(view)
+    guard computed != stored else { return }
+    release()
+    throw LzopFormatError(compressed ? .compressedChecksum : .dataChecksum, at: offset,
+        "checksum error in \(compressed ? "compressed" : "decompressed") data (\(kind == .adler32 ? "Adler-32" : "CRC-32") "
+        + "0x\(decoderHex(stored)) stored, 0x\(decoderHex(computed)) computed): file corrupted")
 }

@@ -1,4 +1,5 @@
 import CLZO
+import RescueCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,13 +57,6 @@ public struct LzopEncoderHeader: Sendable, Equatable {
         }
         if header.mtime < 0 { header.mtime = 0 }
         return header
-    }
-
-    static func baseName(_ path: String) -> String {
-        var trimmed = Substring(path)
-        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        if let slash = trimmed.lastIndex(of: "/") { return String(trimmed[trimmed.index(after: slash)...]) }
-        return String(trimmed)
     }
 
     /// The flags word: OS Unix, checksum flags, STDIN/STDOUT.

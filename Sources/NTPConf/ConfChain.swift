@@ -42,7 +42,7 @@ let maxIncludeDepth = 5
 /// them from its working directory, which is / for a daemon).
 func resolveInclude(_ argument: String, from including: String, root: SystemRoot) -> String {
     if argument.hasPrefix("/") { return root.host(argument) }
-    return dirname(including) + "/" + argument
+    return directoryName(including) + "/" + argument
 }
 
 /// Loads a chain of ntp.conf (`includefile`; a directory means its *.conf)
@@ -101,7 +101,7 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: SystemRoot
                             targets.append(d + "/" + name)
                         }
                     }
-                    targets.sort { basename($0) < basename($1) }
+                    targets.sort { baseName($0) < baseName($1) }
                 case nil:
                     continue
                 }
@@ -139,9 +139,9 @@ public func loadChain(_ mainPath: String, dialect: ConfDialect, root: SystemRoot
 /// is followed the way chroot would.
 func globPaths(_ pattern: String, root: SystemRoot) -> [String] {
     var pattern = pattern
-    let dir = dirname(pattern)
+    let dir = directoryName(pattern)
     if !dir.contains(where: { "*?[".contains($0) }), let real = try? root.resolve(dir) {
-        pattern = real + "/" + basename(pattern)
+        pattern = real + "/" + baseName(pattern)
     }
     var g = glob_t()
     defer { globfree(&g) }

@@ -492,10 +492,9 @@ public func kernelVerdictLine(whose: String, release: String, verdict: KernelVer
 
 /// Runs a restart command; a failure is one RescueError.
 public func runRestartCommand(_ argv: [String]) throws {
-    let status = waitForProcess(try spawnProcess(argv, searchPath: true))
-    let exited = status & 0x7f == 0
-    let code = (status >> 8) & 0xff
-    if !exited || code != 0 {
-        throw RescueError(argv.joined(separator: " "), "run", exited ? "exit status \(code)" : "killed by signal \(status & 0x7f)")
+    switch waitForProcess(try spawnProcess(argv, searchPath: true)) {
+    case .exited(0): return
+    case .exited(let code): throw RescueError(argv.joined(separator: " "), "run", "exit status \(code)")
+    case .killed(let signal): throw RescueError(argv.joined(separator: " "), "run", "killed by signal \(signal)")
     }
 }

@@ -52,8 +52,8 @@ public func parseControlVariables(_ text: String) -> [(String, String)] {
     var out: [(String, String)] = []
     var name = "", value = "", inValue = false, quoted = false
     func flush() {
-        let n = name.trimmingBlanks()
-        if !n.isEmpty { out.append((n, value.trimmingBlanks())) }
+        let n = String(name.trimmingWhitespace())
+        if !n.isEmpty { out.append((n, String(value.trimmingWhitespace()))) }
         name = ""; value = ""; inValue = false
     }
     for ch in text.unicodeScalars {
@@ -71,15 +71,6 @@ public func parseControlVariables(_ text: String) -> [(String, String)] {
     }
     flush()
     return out
-}
-
-extension String {
-    func trimmingBlanks() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
-    }
 }
 
 /// One mode-6 READVAR exchange with the daemon at `address` (a loopback

@@ -9,7 +9,7 @@ public struct ProcessInfoLite: Sendable {
     public var pid: Int
     public var arguments: [String]
     /// basename of argv[0].
-    public var name: String { basename(arguments.first ?? "") }
+    public var name: String { baseName(arguments.first ?? "") }
 }
 
 /// Whether /proc (under the root directory) can be listed: without it,

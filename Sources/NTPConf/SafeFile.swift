@@ -67,50 +67,15 @@ func fileTypeName(_ mode: mode_t) -> String {
     }
 }
 
-func dirname(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    if slash == path.startIndex { return "/" }
-    return String(path[..<slash])
-}
-
-func basename(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return path }
-    return String(path[path.index(after: slash)...])
-}
-
-func fileExists(_ path: String) -> Bool {
-    var st = stat()
-    return lstat(path, &st) == 0
-}
-
-func isDirectory(_ path: String) -> Bool {
-    var st = stat()
-    return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
-}
-
-/// Names in a directory (no "." or ".."), sorted; nil when it cannot be read.
-func directoryEntries(_ path: String) -> [String]? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
 /// The prefix of ntpleap's temporary files next to `target`.
-func tempPrefix(_ target: String) -> String { ".\(basename(target)).rescuebox-tmp." }
+func tempPrefix(_ target: String) -> String { ".\(baseName(target)).rescuebox-tmp." }
 
 /// Removes temporary files a killed ntpleap left next to `target` (their
 /// name carries the pid; a live process's file is left alone). Returns the
 /// names removed.
 @discardableResult
 public func removeStaleTemporaries(next target: String) -> [String] {
-    let dir = dirname(target), prefix = tempPrefix(target)
+    let dir = directoryName(target), prefix = tempPrefix(target)
     var removed: [String] = []
     for name in directoryEntries(dir) ?? [] where name.hasPrefix(prefix) {
         let rest = name.dropFirst(prefix.count)
@@ -169,7 +134,7 @@ func copyExtendedAttributes(from source: Int32, to target: Int32, path: String) 
 /// removed and the target is untouched.
 public func replaceAtomically(_ target: String, with contents: [UInt8], like template: ConfigFile,
                               crashHook: Bool = false) throws {
-    let dir = dirname(target)
+    let dir = directoryName(target)
     for stale in removeStaleTemporaries(next: target) {
         printError("\(stale): removed (a temporary file left by an interrupted run)")
     }
@@ -230,7 +195,7 @@ public func replaceAtomically(_ target: String, with contents: [UInt8], like tem
 /// Checks that the directory of `path` can take a new file, before any
 /// change (a read-only filesystem fails here, with nothing written).
 public func checkWritableDirectory(of path: String) throws {
-    let dir = dirname(path)
+    let dir = directoryName(path)
     if access(dir, W_OK) != 0 {
         throw RescueError(dir, "write", errno: lastErrno())
     }

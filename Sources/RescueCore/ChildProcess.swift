@@ -46,9 +46,25 @@ public func spawnProcess(_ argv: [String], searchPath: Bool = false, stdout: Int
     return pid
 }
 
-/// Waits for a child; returns its raw wait status (WIFEXITED etc.).
-public func waitForProcess(_ pid: pid_t) -> Int32 {
+/// How a child ended, decoded from its wait status (WIFEXITED etc.).
+public enum ProcessEnd: Equatable, Sendable {
+    /// It exited with this status (0: success).
+    case exited(Int32)
+    /// A signal killed it.
+    case killed(signal: Int32)
+
+    public init(waitStatus status: Int32) {
+        let signal = status & 0x7F
+        self = signal == 0 ? .exited((status >> 8) & 0xFF) : .killed(signal: signal)
+    }
+
+    public var succeeded: Bool { self == .exited(0) }
+}
+
+/// Waits for a child and says how it ended.
+@discardableResult
+public func waitForProcess(_ pid: pid_t) -> ProcessEnd {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && lastErrno() == EINTR {}
-    return status
+    return ProcessEnd(waitStatus: status)
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Cleanup actions (remove a temp file, release a fill file, delete a partial
 /// upload) that must run exactly once: on SIGINT/SIGTERM/SIGHUP, or when an
@@ -12,15 +13,17 @@ import Glibc
 /// exit on their own (`exitProcess` waits); the signal thread runs the
 /// actions, prints one line and exits with 128+signal.
 public enum Cleanup {
-    private static let monitor = Monitor()
+    private struct State {
+        var actions: [(id: Int, action: () -> String?)] = []
+        var nextID = 0
+        var ran = false
+        var interruptSignal: Int32 = 0
+        var signalThread = pthread_t()
+        var completedWork: String?
+    }
+    private static let state = Mutex(State())
     /// Held while the actions run, so a second caller of `runAll` waits for them.
-    private static let running = Monitor()
-    nonisolated(unsafe) private static var actions: [(id: Int, action: () -> String?)] = []
-    nonisolated(unsafe) private static var nextID = 0
-    nonisolated(unsafe) private static var ran = false
-    nonisolated(unsafe) private static var interruptSignal: Int32 = 0
-    nonisolated(unsafe) private static var signalThread = pthread_t()
-    nonisolated(unsafe) private static var completedWork: String?
+    private static let running = Mutex(())
 
     public static let handledSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
@@ -30,10 +33,10 @@ public enum Cleanup {
     /// which an interrupt reports on its one line, or nil.
     @discardableResult
     public static func registerReporting(_ action: @escaping () -> String?) -> Int {
-        monitor.locked {
-            nextID += 1
-            actions.append((nextID, action))
-            return nextID
+        state.withLock {
+            $0.nextID += 1
+            $0.actions.append(($0.nextID, action))
+            return $0.nextID
         }
     }
 
@@ -44,18 +47,18 @@ public enum Cleanup {
     }
 
     public static func unregister(_ token: Int) {
-        monitor.locked { actions.removeAll { $0.id == token } }
+        state.withLock { $0.actions.removeAll { $0.id == token } }
     }
 
     /// Says that the job's result is complete and in place (a renamed
     /// upload): a signal from now on is reported as arriving after it.
     public static func markCompleted(_ what: String) {
-        monitor.locked { completedWork = what }
+        state.withLock { $0.completedWork = what }
     }
 
     /// The signal that interrupted the process, once one has.
     public static var interruptedBy: Int32? {
-        let number = monitor.locked { interruptSignal }
+        let number = state.withLock { $0.interruptSignal }
         return number == 0 ? nil : number
     }
 
@@ -63,18 +66,18 @@ public enum Cleanup {
 
     /// True on the thread that handles the interrupt.
     public static var isSignalThread: Bool {
-        interruptedBy != nil && pthread_equal(pthread_self(), signalThread) != 0
+        interruptedBy != nil && pthread_equal(pthread_self(), state.withLock { $0.signalThread }) != 0
     }
 
     /// Runs every registered action once (later calls wait until the first
     /// has finished, then do nothing); returns their reports.
     @discardableResult
     public static func runAll() -> [String] {
-        running.locked {
-            let pending: [() -> String?] = monitor.locked {
-                if ran { return [] }
-                ran = true
-                return actions.reversed().map(\.action)
+        running.withLock { _ in
+            let pending: [() -> String?] = state.withLock {
+                if $0.ran { return [] }
+                $0.ran = true
+                return $0.actions.reversed().map(\.action)
             }
             return pending.compactMap { $0() }
         }
@@ -87,7 +90,9 @@ public enum Cleanup {
         exit(code)
     }
 
-    /// Closed once, by whoever ends the process first; never opened again.
+    /// Closed once, by whoever ends the process first; never opened again
+    /// (a pthread mutex locked and never unlocked: Mutex only lends its lock
+    /// for the length of a closure).
     private final class Gate: @unchecked Sendable {
         private var mutex = pthread_mutex_t()
         init() { pthread_mutex_init(&mutex, nil) }
@@ -108,10 +113,10 @@ public enum Cleanup {
             var number: Int32 = 0
             while sigwait(&set, &number) != 0 {}
             exitGate.close()  // nobody else exits from now on
-            let done: String? = monitor.locked {
-                signalThread = pthread_self()
-                interruptSignal = number
-                return completedWork
+            let done: String? = state.withLock {
+                $0.signalThread = pthread_self()
+                $0.interruptSignal = number
+                return $0.completedWork
             }
             let reports = runAll()
             writeText("\n", to: 2)

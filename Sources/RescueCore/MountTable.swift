@@ -108,11 +108,9 @@ public enum MountTable {
         return entries().filter { entry in
             if entry.device == (major(st.st_rdev), minor(st.st_rdev)) { return true }
             guard let target, let path = realPath("/sys/dev/block/\(entry.device.major):\(entry.device.minor)") else { return false }
-            let parts = path.split(separator: "/")
-            let name = parts.last.map(String.init) ?? ""
             // A partition's sysfs directory sits inside its disk's.
-            let isPartition = parts.count >= 2 && parts[parts.count - 2] == target
-            return isPartition || holders(of: target).contains(name)
+            let isPartition = baseName(directoryName(path)) == target
+            return isPartition || holders(of: target).contains(baseName(path))
         }
     }
 
@@ -136,18 +134,11 @@ public enum MountTable {
 
     /// Devices stacked on `name` (e.g. dm-0 on sda2), from sysfs.
     static func holders(of name: String) -> [String] {
-        var result: [String] = []
-        guard let dir = opendir("/sys/class/block/\(name)/holders") else { return result }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let n = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if n != "." && n != ".." { result.append(n) }
-        }
-        return result
+        directoryEntries("/sys/class/block/\(name)/holders") ?? []
     }
 
     static func sysfsName(_ dev: dev_t) -> String? {
-        realPath("/sys/dev/block/\(major(dev)):\(minor(dev))").flatMap { $0.split(separator: "/").last.map(String.init) }
+        realPath("/sys/dev/block/\(major(dev)):\(minor(dev))").map(baseName)
     }
 
 }
@@ -156,8 +147,3 @@ public enum MountTable {
 public func major(_ dev: dev_t) -> UInt32 { UInt32(((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000)) }
 public func minor(_ dev: dev_t) -> UInt32 { UInt32((dev & 0xff) | ((dev >> 12) & 0xffff_ff00)) }
 
-public func realPath(_ path: String) -> String? {
-    guard let p = realpath(path, nil) else { return nil }
-    defer { free(p) }
-    return String(cString: p)
-}

@@ -7,6 +7,9 @@ import SystemPackage
 /// An open file, device, pipe or socket with the path it came from, so every
 /// error names its object. Reads and writes retry on EINTR and loop over
 /// short transfers; failures throw `RescueError` naming the path and offset.
+/// The I/O goes through swift-system's `FileDescriptor` (open, read/pread,
+/// write/pwrite, seek, ftruncate, close); what it has no call for (fsync,
+/// fstat, the O_DIRECT fcntl, block-device ioctls) is Glibc or CShim.
 public final class OpenFile {
     public let descriptor: FileDescriptor
     /// The name used in messages ("/dev/sda", "stdin", "ftp data connection").
@@ -84,17 +87,17 @@ public final class OpenFile {
         while done < buffer.count {
             let part = UnsafeMutableRawBufferPointer(rebasing: buffer[done...])
             let n: Int
-            if let offset {
-                n = pread(fd, part.baseAddress, part.count, off_t(offset) + off_t(done))
-            } else {
-                n = Glibc.read(fd, part.baseAddress, part.count)
-            }
-            if n < 0 {
-                let err = lastErrno()
-                if err == EINTR || err == EAGAIN { continue }
-                if err == EINVAL && isDirect { disableDirect(); continue }
+            do {
+                if let offset {
+                    n = try descriptor.read(fromAbsoluteOffset: Int64(offset) + Int64(done), into: part)
+                } else {
+                    n = try descriptor.read(into: part)
+                }
+            } catch let err as Errno {
+                if err == .resourceTemporarilyUnavailable { continue }
+                if err == .invalidArgument && isDirect { disableDirect(); continue }
                 let at = (offset ?? 0) + UInt64(done)
-                throw RescueError(path, offset == nil && at == 0 ? "read" : "read at offset \(at)", errno: err)
+                throw RescueError(path, offset == nil && at == 0 ? "read" : "read at offset \(at)", errno: err.rawValue)
             }
             if n == 0 { break }
             done += n
@@ -108,16 +111,16 @@ public final class OpenFile {
         while done < buffer.count {
             let part = UnsafeRawBufferPointer(rebasing: buffer[done...])
             let n: Int
-            if let offset {
-                n = pwrite(fd, part.baseAddress, part.count, off_t(offset) + off_t(done))
-            } else {
-                n = Glibc.write(fd, part.baseAddress, part.count)
-            }
-            if n < 0 {
-                let err = lastErrno()
-                if err == EINTR || err == EAGAIN { continue }
-                if err == EINVAL && isDirect { disableDirect(); continue }
-                throw RescueError(path, "write", errno: err)
+            do {
+                if let offset {
+                    n = try descriptor.write(toAbsoluteOffset: Int64(offset) + Int64(done), part)
+                } else {
+                    n = try descriptor.write(part)
+                }
+            } catch let err as Errno {
+                if err == .resourceTemporarilyUnavailable { continue }
+                if err == .invalidArgument && isDirect { disableDirect(); continue }
+                throw RescueError(path, "write", errno: err.rawValue)
             }
             done += n
         }
@@ -128,8 +131,10 @@ public final class OpenFile {
     }
 
     public func seek(to offset: UInt64) throws {
-        if lseek(fd, off_t(offset), SEEK_SET) < 0 {
-            throw RescueError(path, "seek to \(offset)", errno: lastErrno())
+        do {
+            try descriptor.seek(offset: Int64(offset), from: .start)
+        } catch let err as Errno {
+            throw RescueError(path, "seek to \(offset)", errno: err.rawValue)
         }
     }
 
@@ -138,16 +143,22 @@ public final class OpenFile {
     }
 
     public func truncate(to size: UInt64) throws {
-        if ftruncate(fd, off_t(size)) != 0 { throw RescueError(path, "truncate", errno: lastErrno()) }
+        do {
+            try descriptor.resize(to: Int64(size))
+        } catch let err as Errno {
+            throw RescueError(path, "truncate", errno: err.rawValue)
+        }
     }
 
     public func close() throws {
         guard !closed else { return }
         closed = true
-        if ownsDescriptor, Glibc.close(fd) != 0 {
-            let err = lastErrno()
-            if err != EINTR { throw RescueError(path, "close", errno: err) }
-        }
+        guard ownsDescriptor else { return }
+        do {
+            try descriptor.close()
+        } catch let err as Errno where err != .interrupted {
+            throw RescueError(path, "close", errno: err.rawValue)
+        } catch {}
     }
 
     public func status() throws -> stat {

@@ -1,4 +1,5 @@
 import CShim
+import Synchronization
 
 /// A one-line progress display on stderr: redrawn in place (at most 4 times
 /// a second) when stderr is a terminal, or one plain line every 5 seconds
@@ -9,11 +10,14 @@ public final class ProgressMeter: @unchecked Sendable {
     private let label: String
     private let interactive: Bool
     private let stopwatch = Stopwatch()
-    private let monitor = Monitor()
-    private var lastDraw = 0.0
-    private var drew = false
-    private var processed: UInt64 = 0
-    private var written: UInt64? = nil
+    /// What the threads that report progress share.
+    private struct Shown {
+        var lastDraw = 0.0
+        var drew = false
+        var processed: UInt64 = 0
+        var written: UInt64? = nil
+    }
+    private let shown = Mutex(Shown())
     /// A decompressor's meter: the ratio is output to input (restore reads
     /// compressed bytes and writes more), not input to output.
     public var expanding = false
@@ -31,13 +35,13 @@ public final class ProgressMeter: @unchecked Sendable {
     public func update(processed: UInt64, written: UInt64? = nil) {
         guard enabled else { return }
         let now = stopwatch.elapsed
-        monitor.locked {
-            self.processed = processed
-            self.written = written
+        shown.withLock { state in
+            state.processed = processed
+            state.written = written
             let interval = interactive ? 0.25 : 5.0
-            if now - lastDraw >= interval {
-                lastDraw = now
-                draw(now)
+            if now - state.lastDraw >= interval {
+                state.lastDraw = now
+                draw(now, &state)
             }
         }
     }
@@ -45,13 +49,14 @@ public final class ProgressMeter: @unchecked Sendable {
     /// Clears the progress line so the summary stands alone.
     public func finish() {
         guard enabled else { return }
-        monitor.locked {
-            if drew && interactive { writeText("\r\u{1B}[K", to: 2) }
-            drew = false
+        shown.withLock { state in
+            if state.drew && interactive { writeText("\r\u{1B}[K", to: 2) }
+            state.drew = false
         }
     }
 
-    private func draw(_ elapsed: Double) {
+    private func draw(_ elapsed: Double, _ state: inout Shown) {
+        let processed = state.processed, written = state.written
         var line = "\(label): \(formatBytes(processed))"
         if let total, total > 0 {
             let percent = min(100, Int(Double(processed) * 100 / Double(total)))
@@ -73,6 +78,6 @@ public final class ProgressMeter: @unchecked Sendable {
         } else {
             writeText(line + "\n", to: 2)
         }
-        drew = true
+        state.drew = true
     }
 }

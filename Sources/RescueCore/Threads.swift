@@ -29,7 +29,10 @@ public final class WorkerThread {
     public static var onlineProcessors: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
-/// A pthread mutex with a condition variable, for the blocking queues.
+/// A pthread mutex with a condition variable, for state that threads wait
+/// on (the blocking queues, the pipelines' ordering). Synchronization's
+/// Mutex has no condition variable; state that is only guarded, never
+/// waited for, uses Mutex instead.
 public final class Monitor: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()

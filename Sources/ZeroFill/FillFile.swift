@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CShim
 import RescueCore
+import Synchronization
 
 /// One fill file: open, already nameless (O_TMPFILE, or unlinked right
 /// after creation), so it cannot outlive the process; closing it (or the
@@ -35,12 +36,15 @@ final class FillFileFactory: @unchecked Sendable {
     let dirFD: Int32
     let kind: FilesystemKind
     let force: Bool
-    private let monitor = Monitor()
-    private var files: [FillFile] = []
-    /// Hidden names created but not yet unlinked (the cleanup removes them).
-    private var pendingNames: [String] = []
-    private var released = false
-    private var tmpfileWorks: Bool
+    /// What the signal thread's `release` shares with the creating thread.
+    private struct Shared {
+        var files: [FillFile] = []
+        /// Hidden names created but not yet unlinked (the cleanup removes them).
+        var pendingNames: [String] = []
+        var released = false
+        var tmpfileWorks: Bool
+    }
+    private let shared: Mutex<Shared>
     private var directWorks = true
     private var serial = 0
 
@@ -49,15 +53,15 @@ final class FillFileFactory: @unchecked Sendable {
         self.dirFD = dirFD
         self.kind = kind
         self.force = force
-        tmpfileWorks = !kind.isFAT
+        shared = Mutex(Shared(tmpfileWorks: !kind.isFAT))
     }
 
-    var count: Int { monitor.locked { files.count } }
-    var all: [FillFile] { monitor.locked { files } }
-    var usesTmpfile: Bool { monitor.locked { tmpfileWorks } }
+    var count: Int { shared.withLock { $0.files.count } }
+    var all: [FillFile] { shared.withLock { $0.files } }
+    var usesTmpfile: Bool { shared.withLock { $0.tmpfileWorks } }
 
     private func named(_ name: String) -> String {
-        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+        joinPath(directory, name)
     }
 
     /// A new empty fill file, or nil when the filesystem has no room even
@@ -71,7 +75,7 @@ final class FillFileFactory: @unchecked Sendable {
         let base = O_WRONLY | O_CLOEXEC
         let directFlag = rb_o_direct()
 
-        if tmpfileWorks {
+        if usesTmpfile {
             let flags = base | rb_o_tmpfile()
             fd = openat(dirFD, ".", flags | (direct ? directFlag : 0), 0o600)
             if fd < 0, lastErrno() == EINVAL, direct {
@@ -87,7 +91,7 @@ final class FillFileFactory: @unchecked Sendable {
                 case ENOSPC, EDQUOT: return nil
                 case EOPNOTSUPP, EISDIR, EINVAL, ENOENT:
                     // No O_TMPFILE here (FUSE, FAT, old kernels): hidden name.
-                    monitor.locked { tmpfileWorks = false }
+                    shared.withLock { $0.tmpfileWorks = false }
                     printVerbose("\(directory): O_TMPFILE not supported (\(systemReason(err))); using hidden unlinked files")
                 default:
                     throw RescueError(directory, "create fill file (O_TMPFILE)", errno: err)
@@ -101,7 +105,7 @@ final class FillFileFactory: @unchecked Sendable {
                 attempt += 1
                 let name = ".rescuebox-zerofill.\(getpid()).\(serial).\(attempt)"
                 // Registered before the name exists, so a signal cannot leave it behind.
-                monitor.locked { pendingNames.append(name) }
+                shared.withLock { $0.pendingNames.append(name) }
                 let flags = base | O_CREAT | O_EXCL | O_NOFOLLOW
                 fd = openat(dirFD, name, flags | (direct ? directFlag : 0), 0o600)
                 if fd < 0, lastErrno() == EINVAL, direct {
@@ -110,7 +114,7 @@ final class FillFileFactory: @unchecked Sendable {
                 }
                 if fd < 0 {
                     let err = lastErrno()
-                    monitor.locked { pendingNames.removeAll { $0 == name } }
+                    shared.withLock { $0.pendingNames.removeAll { $0 == name } }
                     if err == EEXIST && attempt < 100 { continue }
                     if err == ENOSPC || err == EDQUOT { return nil }
                     throw RescueError(named(name), "create fill file", errno: err)
@@ -121,14 +125,14 @@ final class FillFileFactory: @unchecked Sendable {
                     // The pending cleanup retries the unlink on exit.
                     throw RescueError(named(name), "unlink fill file", errno: err)
                 }
-                monitor.locked { pendingNames.removeAll { $0 == name } }
+                shared.withLock { $0.pendingNames.removeAll { $0 == name } }
                 label = named(name)
                 break
             }
         }
 
         let file = FillFile(fd: fd, label: label, anonymous: anonymous, direct: direct)
-        monitor.locked { files.append(file) }
+        shared.withLock { $0.files.append(file) }
         if kind.wantsNoCOW { try setNoCOW(file) }
         return file
     }
@@ -162,10 +166,10 @@ final class FillFileFactory: @unchecked Sendable {
     /// Closes every fill file: the space is free again. Idempotent; safe
     /// from the signal thread (which then exits at once).
     func release() {
-        let (open, names): ([FillFile], [String]) = monitor.locked {
-            if released { return ([], []) }
-            released = true
-            return (files, pendingNames)
+        let (open, names): ([FillFile], [String]) = shared.withLock { state in
+            if state.released { return ([], []) }
+            state.released = true
+            return (state.files, state.pendingNames)
         }
         for name in names { unlinkat(dirFD, name, 0) }
         for file in open { Glibc.close(file.fd) }

@@ -9,7 +9,7 @@ import Glibc
 
 let version = rescueboxVersion
 let argv = processArguments()
-let invokedAs = String(argv.first?.split(separator: "/").last ?? "rescuebox")
+let invokedAs = baseName(argv.first ?? "").isEmpty ? "rescuebox" : baseName(argv.first!)
 
 if let type = applet(named: invokedAs) {
     runApplet(type, arguments: Array(argv.dropFirst()))

@@ -613,21 +613,6 @@ extension NtpLeapTests {
         return dir
     }
 
-    struct Timeout: Error, CustomStringConvertible { var description: String }
-
-    /// Polls `condition` until it holds; a timeout is a failure with `what` and `detail()`.
-    func waitFor(_ what: String, timeout: Double = 30, detail: () -> String = { "" }, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while try !condition() {
-            if Date() > deadline {
-                let message = "timed out after \(Int(timeout)) s waiting for \(what)\n\(detail())"
-                XCTFail(message)
-                throw Timeout(description: message)
-            }
-            usleep(50_000)
-        }
-    }
-
     /// An ntpsec ntpd in its own network, IPC and mount namespaces, without
     /// CAP_SYS_TIME. Stopped by its PID.
     final class SandboxedNtpd {
@@ -700,7 +685,7 @@ extension NtpLeapTests {
         try Data(("logconfig =all\n" + text).utf8).write(to: URL(fileURLWithPath: config))
         let daemon = try SandboxedNtpd(ntpd: ntpd, config: config, in: dir, name: name)
         defer { daemon.stop() }
-        try waitFor("ntpd to log freq_set (\(name))", detail: {
+        try waitFor("ntpd to log freq_set (\(name))", timeout: 30, detail: {
             "log:\n\(daemon.logText())\noutput:\n\((try? String(contentsOfFile: dir.file("\(name).out"), encoding: .utf8)) ?? "")"
         }) { daemon.logText().contains(" freq_set ") }
         return daemon.logText()
@@ -795,7 +780,7 @@ extension NtpLeapTests {
         try FileManager.default.copyItem(atPath: root.file("etc/ntpsec/ntp.conf"), toPath: config)
         let daemon = try SandboxedNtpd(ntpd: ntpd, config: config, in: dir, name: "live")
         defer { daemon.stop() }
-        try waitFor("ntpd to listen on 127.0.0.1") { daemon.logText().contains("Listen normally on 2 lo 127.0.0.1:123") }
+        try waitFor("ntpd to listen on 127.0.0.1", timeout: 30) { daemon.logText().contains("Listen normally on 2 lo 127.0.0.1:123") }
         let bin = try rescueboxBinary()
         func live(_ extra: [String] = []) throws -> RunResult {
             try runProgram(try which("nsenter"), ["-t", String(daemon.pid), "-n", bin, "ntpleap", "--root", root.path, "--status", "--live"] + extra)

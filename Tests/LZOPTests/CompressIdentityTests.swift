@@ -121,6 +121,6 @@ final class CompressIdentityTests: XCTestCase {
         XCTAssertEqual(dev.name, "sda")
         XCTAssertEqual(dev.mtime, 1_700_000_000)
         XCTAssertEqual(dev.flags.rawValue, 0x0300_0001)
-        XCTAssertEqual(LzopEncoderHeader.baseName("/a/b/"), "b")
+        XCTAssertEqual(baseName("/a/b/"), "b")
     }
 }

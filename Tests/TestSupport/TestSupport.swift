@@ -47,13 +47,16 @@ public func prerequisiteFailed(_ message: String, file: StaticString = #filePath
 /// Polls `condition` until it holds. On timeout the test FAILS (XCTFail,
 /// then a thrown TestFailure); it never skips. A condition may throw to
 /// end the wait early (a child that died, say).
-public func waitFor(_ what: String, timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line,
-                    _ condition: () throws -> Bool) throws {
+/// `detail` adds what helps to see why (a log) to the failure message.
+public func waitFor(_ what: String, timeout: TimeInterval = 60, detail: () -> String = { "" },
+                    file: StaticString = #filePath, line: UInt = #line, _ condition: () throws -> Bool) throws {
     let deadline = Date().addingTimeInterval(timeout)
     var pause: useconds_t = 5_000
     while try !condition() {
         if Date() > deadline {
-            throw prerequisiteFailed("timed out after \(Int(timeout)) s waiting for \(what)", file: file, line: line)
+            let more = detail()
+            throw prerequisiteFailed("timed out after \(Int(timeout)) s waiting for \(what)" + (more.isEmpty ? "" : "\n" + more),
+                                     file: file, line: line)
         }
         usleep(pause)
         pause = min(pause * 2, 100_000)

@@ -47,30 +47,23 @@ public final class VsftpdServer: ScriptedFTPServer {
 public final class FaultFTPServer {
     public let port: Int
     public let logPath: String
-    private let process: Process
+    private let process: BackgroundProcess
     private let dir = TempDir("rescuebox-faultftpd")
 
     public init(scenario: String) throws {
         let script = repositoryRoot() + "/Tests/FTPTests/fault_ftpd.py"
         logPath = dir.file("commands.log")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try python3Path())
-        process.arguments = [script, scenario, logPath]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += chunk
+        process = try BackgroundProcess.start(try python3Path(), [script, scenario, logPath])
+        let server = process
+        try waitFor("fault_ftpd.py to print its port", timeout: 30) {
+            server.stdoutText.contains("\n") || !server.isRunning
         }
-        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = server.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
-            process.terminate()
-            throw XCTSkip("fault_ftpd.py did not start: \(text)")
+            let err = server.stderr
+            server.stop()
+            throw prerequisiteFailed("fault_ftpd.py did not start: \(text); its stderr: \(err)")
         }
         self.port = port
     }
@@ -82,10 +75,9 @@ public final class FaultFTPServer {
     }
 
     public func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        guard process.isRunning else { return }
+        process.signal(SIGTERM)
+        if (try? process.wait(timeout: 10)) == nil { process.stop() }
     }
 
     deinit { stop() }
