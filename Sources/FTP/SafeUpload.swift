@@ -230,7 +230,7 @@ public final class SafeUpload: ByteSink {
         if !stream.isEncrypted && ZeroCopyPolicy.current.allowsZeroCopy(serverIsThisHost: stream.serverIsThisHost) {
             if source.isRegularFile || source.isPipe {
                 do {
-                    try stream.splice(from: fd, isPipe: source.isPipe, progress: progress)
+                    _ = try stream.splice(from: fd, isPipe: source.isPipe, progress: progress)
                     return
                 } catch let error as RescueError where error.kind == .zeroCopyUnsupported && stream.bytesTransferred == 0 {
                     printVerbose("splice refused (\(error.reason)); trying another way")
@@ -238,7 +238,7 @@ public final class SafeUpload: ByteSink {
             }
             if source.isRegularFile {
                 do {
-                    try stream.sendFile(descriptor: fd, progress: progress)
+                    _ = try stream.sendFile(descriptor: fd, progress: progress)
                     return
                 } catch let error as RescueError where error.kind == .zeroCopyUnsupported && stream.bytesTransferred == 0 {
                     printVerbose("sendfile refused (\(error.reason)); copying through a buffer")
