@@ -113,7 +113,7 @@ public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
                 try source.file.seek(to: 0)
                 try upload.start(at: 0)
             }
-            try copy(source, to: upload, offset: offset, meter: meter)
+            try upload.send(from: source) { meter.update(processed: offset + $0) }
             try source.finish()
             outcome = try upload.commit()
         } catch {
@@ -130,37 +130,5 @@ public struct FtpPut: ParsableCommand, NormalizesArguments, VerboseApplet {
                     + (upload.startOffset > 0 ? " (resumed at \(upload.startOffset))" : "")
                     + uploadNotes(outcome, remote: url.path))
         if sent == 0 && upload.startOffset == 0 { printError("warning: \(source.name) was empty: stored an empty \(url.path)") }
-    }
-
-    private func copy(_ source: UploadSource, to upload: SafeUpload, offset: UInt64, meter: ProgressMeter) throws {
-        // Zero-copy first: splice(2) for pipes and regular files (measured
-        // faster than sendfile(2) on loopback, with a fraction of the CPU of
-        // read/write), then sendfile(2), then a plain buffer.
-        if source.isRegularFile || source.isPipe {
-            do {
-                try upload.splice(from: source.file.fd, isPipe: source.isPipe) { meter.update(processed: offset + $0) }
-                return
-            } catch let error as RescueError where error.kind == .zeroCopyUnsupported && upload.bytesSent == 0 {
-                printVerbose("splice refused (\(error.reason)); trying another way")
-            }
-        }
-        if source.isRegularFile {
-            do {
-                try upload.sendFile(descriptor: source.file.fd) { meter.update(processed: offset + $0) }
-                return
-            } catch let error as RescueError where error.kind == .zeroCopyUnsupported && upload.bytesSent == 0 {
-                printVerbose("sendfile refused (\(error.reason)); copying through a buffer")
-            }
-        }
-        let buffer = AlignedBuffer(capacity: 1 << 20)
-        var total = offset
-        while true {
-            let n = try source.file.readFull(into: buffer.bytes)
-            if n == 0 { break }
-            try upload.write(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
-            total += UInt64(n)
-            meter.update(processed: total)
-            if n < buffer.capacity && source.isRegularFile { break }
-        }
     }
 }

@@ -28,6 +28,11 @@ public final class FTPDataStream: ByteSink, ByteSource {
 
     deinit { socket.close() }
 
+    /// TLS on this data connection: bytes go through SSL_write/SSL_read.
+    public var isEncrypted: Bool { socket.tls != nil }
+    /// The server runs on this host (loopback, or our own address).
+    public var serverIsThisHost: Bool { socket.peerIsThisHost }
+
     /// Sends all of `bytes`.
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0

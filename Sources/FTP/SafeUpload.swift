@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RescueCore
+import CShim
 
 /// Choices for `SafeUpload`.
 public struct SafeUploadOptions {
@@ -207,6 +208,68 @@ public final class SafeUpload: ByteSink {
         try activeStream().splice(from: descriptor, isPipe: isPipe, progress: progress)
     }
 
+    /// Sends `source` from its current position to its end, the cheapest
+    /// way that is also the fastest for the connection; `progress` gets the
+    /// running total of this call.
+    ///
+    /// - To another host: zero-copy, splice(2) from pipes and files, then
+    ///   sendfile(2), then a buffer.
+    /// - To this host (loopback, the usual benchmark and a local server): a
+    ///   256 KiB buffer, read(2) + send(2). Zero-copy hands the receiving
+    ///   server the source's own pages (4 KiB pipe pages, page-cache pages)
+    ///   instead of freshly copied socket buffers, and on the same host that
+    ///   server pays for it: measured on a tmpfs-rooted vsftpd (the
+    ///   bottleneck there) +25 % CPU for spliced files and +40-60 % for
+    ///   spliced pipes, which made ftpput slower than curl in wall time.
+    /// - TLS: a 1 MiB buffer through SSL_write.
+    ///
+    /// RESCUEBOX_ZERO_COPY=always|never overrides the choice (ZeroCopyPolicy).
+    public func send(from source: UploadSource, progress: ((UInt64) -> Void)? = nil) throws {
+        let stream = try activeStream()
+        let fd = source.file.fd
+        if !stream.isEncrypted && ZeroCopyPolicy.current.allowsZeroCopy(serverIsThisHost: stream.serverIsThisHost) {
+            if source.isRegularFile || source.isPipe {
+                do {
+                    _ = try stream.splice(from: fd, isPipe: source.isPipe, progress: progress)
+                    return
+                } catch let error as RescueError where error.kind == .zeroCopyUnsupported && stream.bytesTransferred == 0 {
+                    printVerbose("splice refused (\(error.reason)); trying another way")
+                }
+            }
+            if source.isRegularFile {
+                do {
+                    _ = try stream.sendFile(descriptor: fd, progress: progress)
+                    return
+                } catch let error as RescueError where error.kind == .zeroCopyUnsupported && stream.bytesTransferred == 0 {
+                    printVerbose("sendfile refused (\(error.reason)); copying through a buffer")
+                }
+            }
+        }
+        let buffer = AlignedBuffer(capacity: stream.isEncrypted ? 1 << 20 : 256 << 10)
+        // A 64 KiB pipe (the default) would hand over 64 KiB per read.
+        if source.isPipe { _ = rb_set_pipe_size(fd, 1 << 20) }
+        var total: UInt64 = 0
+        while true {
+            // A pipe is sent as it comes (one read), a file in whole buffers.
+            let n = source.isPipe ? try readOnce(source, into: buffer.bytes) : try source.file.readFull(into: buffer.bytes)
+            if n == 0 { break }
+            try stream.write(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
+            total += UInt64(n)
+            progress?(total)
+            if n < buffer.capacity && source.isRegularFile { break }
+        }
+    }
+
+    private func readOnce(_ source: UploadSource, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(source.file.fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            let err = lastErrno()
+            if err == EINTR || err == EAGAIN { continue }
+            throw RescueError(source.name, "read", errno: err)
+        }
+    }
+
     /// Ends the current transfer cleanly (226: the server keeps every byte)
     /// without committing; the next write continues at the same offset.
     public func pause() throws {
@@ -322,6 +385,26 @@ public final class SafeUpload: ByteSink {
         guard let used = session ?? own else { return .unreachable }
         defer { own?.disconnect() }
         return (try? used.delete(path)) != nil ? .deleted : .refused
+    }
+}
+
+/// Whether plain uploads use splice(2)/sendfile(2) (`SafeUpload.send`):
+/// `auto` when the server is on another host, `always`, `never`. Set with
+/// the environment variable RESCUEBOX_ZERO_COPY (anything else is `auto`).
+public enum ZeroCopyPolicy: String, Sendable {
+    case auto, always, never
+
+    public static let current: ZeroCopyPolicy = {
+        guard let value = getenv("RESCUEBOX_ZERO_COPY") else { return .auto }
+        return ZeroCopyPolicy(rawValue: String(cString: value)) ?? .auto
+    }()
+
+    public func allowsZeroCopy(serverIsThisHost: Bool) -> Bool {
+        switch self {
+        case .auto: return !serverIsThisHost
+        case .always: return true
+        case .never: return false
+        }
     }
 }
 

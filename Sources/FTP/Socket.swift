@@ -35,6 +35,13 @@ public struct FTPAddress: Equatable, CustomStringConvertible, Sendable {
 
     public var isIPv6: Bool { bytes.count == 16 }
 
+    /// 127.0.0.0/8, ::1 or ::ffff:127.x.x.x.
+    public var isLoopback: Bool {
+        if !isIPv6 { return bytes[0] == 127 }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+    }
+
     /// `127.0.0.1` or `::1`.
     public var host: String {
         var text = [CChar](repeating: 0, count: 64)
@@ -186,13 +193,23 @@ final class Socket {
         }
     }
 
-    var peerAddress: FTPAddress? {
+    var peerAddress: FTPAddress? { address(getpeername) }
+    var localAddress: FTPAddress? { address(getsockname) }
+
+    private func address(_ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> FTPAddress? {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &len) }
         }
         return rc == 0 ? FTPAddress.from(storage) : nil
+    }
+
+    /// The peer runs on this host: a loopback address, or our own address
+    /// (a connection to the host's LAN address stays on the host too).
+    var peerIsThisHost: Bool {
+        guard let peer = peerAddress else { return false }
+        return peer.isLoopback || peer.bytes == localAddress?.bytes
     }
 
     /// Waits for `events` on this socket (and POLLIN on `other`, when given)

@@ -11,6 +11,17 @@ final class ResolverTests: XCTestCase {
         XCTAssertEqual(try r.resolve("[::1]", port: 1).first?.isIPv6, true)
     }
 
+    func testLoopbackAddresses() throws {
+        for (text, loopback) in [("127.0.0.1", true), ("127.9.8.7", true), ("::1", true), ("::ffff:127.0.0.1", true),
+                                 ("192.0.2.1", false), ("::2", false), ("::ffff:192.0.2.1", false), ("2001:db8::1", false)] {
+            XCTAssertEqual(FTPAddress(literal: text, port: 21)?.isLoopback, loopback, text)
+        }
+        XCTAssertEqual(ZeroCopyPolicy.auto.allowsZeroCopy(serverIsThisHost: true), false)
+        XCTAssertEqual(ZeroCopyPolicy.auto.allowsZeroCopy(serverIsThisHost: false), true)
+        XCTAssertEqual(ZeroCopyPolicy.always.allowsZeroCopy(serverIsThisHost: true), true)
+        XCTAssertEqual(ZeroCopyPolicy.never.allowsZeroCopy(serverIsThisHost: false), false)
+    }
+
     func testHostsFile() throws {
         let dir = TempDirectory()
         let hosts = dir.path + "/hosts"

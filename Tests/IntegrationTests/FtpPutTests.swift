@@ -71,6 +71,30 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertFalse(names.contains { $0.hasSuffix(".part") }, "\(names)")
     }
 
+    /// To a server on this host the bytes are copied (send), not spliced:
+    /// zero-copy makes a same-host server slower. RESCUEBOX_ZERO_COPY
+    /// overrides it both ways. strace counts the syscalls that moved them.
+    func testLoopbackUploadsCopyUnlessZeroCopyIsForced() throws {
+        let strace = try which("strace")
+        let dir = TempDir()
+        let payload = pseudoRandomBytes(4_000_003, seed: 16)
+        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        for (policy, local) in [("auto", dir.file("src.bin")), ("auto", "|cat '\(dir.file("src.bin"))'"),
+                                ("always", dir.file("src.bin")), ("always", "|cat '\(dir.file("src.bin"))'"),
+                                ("never", dir.file("src.bin"))] {
+            var env = environment()
+            env["RESCUEBOX_ZERO_COPY"] = policy
+            let log = dir.file("trace")
+            let r = try runProgram(strace, ["-qq", "-e", "trace=splice,sendfile,sendto", "-o", log, try rescueboxBinary(),
+                                            "ftpput", "\(server.urlBase)/z.bin", local], environment: env)
+            XCTAssertEqual(r.status, 0, "\(policy) \(local): \(r.stderr)")
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("z.bin"))), payload, "\(policy) \(local)")
+            let trace = try String(contentsOfFile: log, encoding: .utf8)
+            let spliced = trace.contains("splice(") || trace.contains("sendfile(")
+            XCTAssertEqual(spliced, policy == "always", "\(policy) \(local): \(trace.prefix(2000))")
+        }
+    }
+
     func testZeroBytes() throws {
         let r = try run("ftpput", ["\(server.urlBase)/empty", "-"], input: Data())
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -284,8 +308,9 @@ final class FtpInjectionTests: XCTestCase {
     }
 }
 
-/// The binary's zero-copy paths (splice from a file and from a pipe)
-/// against the fault server: mid-transfer errors and short stores.
+/// The binary's upload paths against the fault server: mid-transfer errors
+/// and short stores, with zero-copy (splice from a file and from a pipe,
+/// RESCUEBOX_ZERO_COPY=always; loopback alone would copy) and without.
 final class FtpFaultBinaryTests: XCTestCase {
     override func setUp() { signal(SIGPIPE, SIG_IGN) }
 
@@ -297,7 +322,9 @@ final class FtpFaultBinaryTests: XCTestCase {
         env["FTP_PASSWORD"] = "pw"
         for scenario in ["fail552", "fail451", "short-store", "normal"] {
             let server = try FaultFTPServer(scenario: scenario)
-            for local in [dir.file("src"), "|cat '\(dir.file("src"))'"] {
+            for (local, zeroCopy) in [(dir.file("src"), "always"), ("|cat '\(dir.file("src"))'", "always"),
+                                      (dir.file("src"), "auto"), ("|cat '\(dir.file("src"))'", "auto")] {
+                env["RESCUEBOX_ZERO_COPY"] = zeroCopy
                 let r = try runProgram(bin, ["ftpput", "-u", "u", "--timeout", "10", "127.0.0.1:\(server.port)", "up.bin", local],
                                        environment: env)
                 switch scenario {

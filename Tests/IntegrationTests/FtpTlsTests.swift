@@ -221,10 +221,9 @@ final class FtpTlsTests: XCTestCase {
         func hex(_ bytes: Data) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
         let pieces = stride(from: 100_000, to: 2_000_000, by: 400_000).map { hex(payload.subdata(in: $0..<$0 + 64)) }
         let secret = hex(Data("PASS \(server.password)".utf8))
-        // The oracle works: plain FTP shows the password. (Plain image bytes
-        // go by splice/sendfile, never through user space; on TLS they must
-        // pass through the traced writes, so the size check below shows
-        // strace saw them, encrypted.)
+        // The oracle works: plain FTP shows the password. (On TLS the image
+        // bytes must pass through the traced writes, so the size check below
+        // shows strace saw them, encrypted.)
         let plainHex = try traced([], "plain.bin")
         XCTAssertTrue(plainHex.contains(secret), "oracle: the plain password was not seen")
         let tlsHex = try traced(["--tls", "--cacert", certs.ca], "tls.bin")
