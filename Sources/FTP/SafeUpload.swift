@@ -251,22 +251,12 @@ public final class SafeUpload: ByteSink {
         var total: UInt64 = 0
         while true {
             // A pipe is sent as it comes (one read), a file in whole buffers.
-            let n = source.isPipe ? try readOnce(source, into: buffer.bytes) : try source.file.readFull(into: buffer.bytes)
+            let n = source.isPipe ? try source.file.readSome(into: buffer.bytes) : try source.file.readFull(into: buffer.bytes)
             if n == 0 { break }
             try stream.write(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
             total += UInt64(n)
             progress?(total)
             if n < buffer.capacity && source.isRegularFile { break }
-        }
-    }
-
-    private func readOnce(_ source: UploadSource, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while true {
-            let n = Glibc.read(source.file.fd, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            let err = lastErrno()
-            if err == EINTR || err == EAGAIN { continue }
-            throw RescueError(source.name, "read", errno: err)
         }
     }
 

@@ -80,6 +80,17 @@ public final class OpenFile {
         }
     }
 
+    /// One read(2) at the current position (what a pipe has now, up to
+    /// `buffer.count`); 0 at end of file.
+    public func readSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            do { return try descriptor.read(into: buffer) } catch let err as Errno {
+                if err == .resourceTemporarilyUnavailable { continue }
+                throw RescueError(path, "read", errno: err.rawValue)
+            }
+        }
+    }
+
     /// Reads until `buffer` is full or end of file; returns the bytes read.
     /// A direct read refused with EINVAL is retried once without O_DIRECT.
     public func readFull(into buffer: UnsafeMutableRawBufferPointer, offset: UInt64? = nil) throws -> Int {
