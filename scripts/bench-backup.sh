@@ -78,9 +78,12 @@ cmp "$TARGET" "$IMAGE" || echo "bench-backup.sh: the restored device differs fro
 
 # The issue's yardstick: backup to a tmpfs-rooted vsftpd, plain and TLS,
 # against bare compression of the same cached source to /dev/null.
+# (The disk-rooted server's directory is kept first: starting the second
+# one sets FTP_DIR again, and cleanup must stop both.)
+DISK_DIR="$FTP_DIR"
 eval "$(scripts/vsftpd-start.sh --dir-base /dev/shm --tls)"
 SHM_DIR="$FTP_DIR"
-trap 'cleanup; scripts/vsftpd-stop.sh "$SHM_DIR" >/dev/null 2>&1 || true' EXIT
+trap 'cleanup; for d in "$DISK_DIR" "$SHM_DIR"; do scripts/vsftpd-stop.sh "$d" >/dev/null 2>&1 || true; done' EXIT
 SURL="ftp://$FTP_USER@$FTP_HOST:$FTP_PORT"
 export FTP_PASSWORD="$FTP_PASS"
 hyperfine --style basic --runs "$RUNS" --prepare "rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part" --export-json "$WORK/bare.json" \
