@@ -92,10 +92,15 @@ s.bind(("::1" if sys.argv[1]=="1" else "127.0.0.1",0)); print(s.getsockname()[1]
 
 # Waits until HOST PORT sends a 220 banner (0), or the process PID died or
 # 10 s passed (1). Polls every 20 ms; the server's start-up decides how long.
+# A fourth argument `tls` reads the banner inside TLS (implicit FTPS; the
+# certificate is not checked: this only waits for the server).
 ftpd_wait_banner() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import os, socket, sys, time
-host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    python3 - "$1" "$2" "$3" "${4:-}" <<'PY'
+import os, socket, ssl, sys, time
+host, port, pid, tls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "tls"
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
 deadline = time.monotonic() + 10
 while time.monotonic() < deadline:
     try:
@@ -106,7 +111,8 @@ while time.monotonic() < deadline:
     except (OSError, IndexError):
         sys.exit(1)
     try:
-        with socket.create_connection((host, port), timeout=1) as s:
+        plain = socket.create_connection((host, port), timeout=1)
+        with (ctx.wrap_socket(plain) if tls else plain) as s:
             if s.recv(100).startswith(b"220"):
                 sys.exit(0)
     except OSError:

@@ -64,30 +64,7 @@ ssl_sslv3=NO"
 fi
 
 # implicit_ssl: the banner comes inside TLS.
-wait_banner() {
-    [ "$implicit" = YES ] || { ftpd_wait_banner "$@"; return; }
-    python3 - "$1" "$2" "$3" <<'PY'
-import os, socket, ssl, sys, time
-host, port, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)
-    try:
-        with ctx.wrap_socket(socket.create_connection((host, port), timeout=1)) as s:
-            if s.recv(100).startswith(b"220"):
-                sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.02)
-sys.exit(1)
-PY
-}
+wait_banner() { if [ "$implicit" = YES ]; then ftpd_wait_banner "$@" tls; else ftpd_wait_banner "$@"; fi; }
 
 rate=
 [ -n "$max_rate" ] && rate="local_max_rate=$max_rate"

@@ -319,8 +319,7 @@ final class FtpInteropTests: XCTestCase {
     /// the server's whole reply, exit 1. Nothing is left on the server.
     func testFullDiskFailsFast() throws {
         let dir = TempDir()
-        let payload = pseudoRandomBytes(4 << 20, seed: 31)
-        try payload.write(to: URL(fileURLWithPath: dir.file("big.bin")))
+        let payload = try dir.writeRandom("big.bin", count: 4 << 20, seed: 31)
         // What each server's reply says (pure-ftpd's reply is three lines:
         // "451-Error during write to file", "451-Transfer aborted", then a
         // rate line; the whole reply must be quoted, not just its last line).
@@ -366,8 +365,7 @@ final class FtpInteropTests: XCTestCase {
     func testSizeDenied() throws {
         let bin = try rescueboxBinary()
         let dir = TempDir()
-        let payload = pseudoRandomBytes(2 << 20 | 3, seed: 37)
-        try payload.write(to: URL(fileURLWithPath: dir.file("sz.bin")))
+        let payload = try dir.writeRandom("sz.bin", count: 2 << 20 | 3, seed: 37)
         let image = dir.file("disk.img")
         var data = pseudoRandomBytes(1 << 20, seed: 41)
         data.append(Data(count: 1 << 20))

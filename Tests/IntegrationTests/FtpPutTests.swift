@@ -43,8 +43,7 @@ class FtpTestCase: XCTestCase {
 final class FtpPutTests: FtpTestCase {
     func testUploadFileStdinAndCommand() throws {
         let dir = TempDir()
-        let payload = pseudoRandomBytes(3_000_001)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 3_000_001)
         // A file, to a name with spaces and UTF-8, in the busybox form.
         var r = try run("ftpput", ["-u", server.user, server.hostPort, "my file ü.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -77,8 +76,7 @@ final class FtpPutTests: FtpTestCase {
     func testLoopbackUploadsCopyUnlessZeroCopyIsForced() throws {
         let strace = try which("strace")
         let dir = TempDir()
-        let payload = pseudoRandomBytes(4_000_003, seed: 16)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 4_000_003, seed: 16)
         for (policy, local) in [("auto", dir.file("src.bin")), ("auto", "|cat '\(dir.file("src.bin"))'"),
                                 ("always", dir.file("src.bin")), ("always", "|cat '\(dir.file("src.bin"))'"),
                                 ("never", dir.file("src.bin"))] {
@@ -149,8 +147,7 @@ final class FtpPutTests: FtpTestCase {
 
     func testResume() throws {
         let dir = TempDir()
-        let payload = pseudoRandomBytes(5_000_000, seed: 7)
-        try payload.write(to: URL(fileURLWithPath: dir.file("big")))
+        let payload = try dir.writeRandom("big", count: 5_000_000, seed: 7)
         // An earlier attempt left 1.5 MB in big.part.
         try payload.prefix(1_500_000).write(to: URL(fileURLWithPath: home("big.part")))
         try shOK("chown \(server.user) '\(home("big.part"))'")

@@ -226,8 +226,7 @@ final class FtpReliabilityTests: XCTestCase {
 
     func testServersWithoutSizeUploadAndDownload() throws {
         let dir = TempDir()
-        let payload = pseudoRandomBytes(600_000)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src")))
+        let payload = try dir.writeRandom("src", count: 600_000)
         for scenario in ["no-size", "size-denied"] {
             let server = try FaultFTPServer(scenario: scenario)
             defer { server.stop() }
@@ -265,8 +264,7 @@ final class FtpReliabilityTests: XCTestCase {
         let server = try FaultFTPServer(scenario: "rest-stor-refused")
         defer { server.stop() }
         let dir = TempDir()
-        let payload = pseudoRandomBytes(500_000)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src")))
+        let payload = try dir.writeRandom("src", count: 500_000)
         let host = "127.0.0.1:\(server.port)"
         // A first run leaves 200 000 bytes at r.bin.part (the same bytes).
         try payload.prefix(200_000).write(to: URL(fileURLWithPath: dir.file("head")))

@@ -73,8 +73,7 @@ final class FtpTlsTests: XCTestCase {
     func testExplicitTLSUploadAndDownloadByteExact() throws {
         let server = try start(certs.serverOptions("good", ["--tls-force"]))
         let dir = TempDir()
-        let payload = pseudoRandomBytes(5_000_003, seed: 16)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 5_000_003, seed: 16)
         let url = "ftp://\(server.user)@127.0.0.1:\(server.port)"
         var r = try run(server, "ftpput", ["-v", "--tls", "--cacert", certs.ca, "\(url)/file.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -106,8 +105,7 @@ final class FtpTlsTests: XCTestCase {
     func testControlOnlyTLSOnAServerThatAllowsIt() throws {
         let server = try start(certs.serverOptions("good"))
         let dir = TempDir()
-        let payload = pseudoRandomBytes(2_000_000, seed: 17)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 2_000_000, seed: 17)
         let r = try run(server, "ftpput", ["-v", "--tls-control-only", "--cacert", certs.ca,
                                            "ftp://\(server.user)@127.0.0.1:\(server.port)/c.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -118,8 +116,7 @@ final class FtpTlsTests: XCTestCase {
     func testImplicitTLS() throws {
         let server = try start(certs.serverOptions("good", ["--tls-implicit"]))
         let dir = TempDir()
-        let payload = pseudoRandomBytes(3_000_000, seed: 18)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 3_000_000, seed: 18)
         let url = "ftps://\(server.user)@127.0.0.1:\(server.port)"
         var r = try run(server, "ftpput", ["--cacert", certs.ca, "\(url)/imp.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -163,8 +160,7 @@ final class FtpTlsTests: XCTestCase {
     func testPinRightWrongAndInsecure() throws {
         let server = try start(certs.serverOptions("unknown"))
         let dir = TempDir()
-        let payload = pseudoRandomBytes(1_000_000, seed: 19)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 1_000_000, seed: 19)
         let url = "ftp://\(server.user)@127.0.0.1:\(server.port)"
         var r = try run(server, "ftpput", ["--tls", "--pin", try certs.pin("unknown"), "\(url)/p.bin", dir.file("src.bin")])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -203,8 +199,7 @@ final class FtpTlsTests: XCTestCase {
         let strace = try which("strace")
         let server = try start(certs.serverOptions("good"))
         let dir = TempDir()
-        let payload = pseudoRandomBytes(2_000_000, seed: 20)
-        try payload.write(to: URL(fileURLWithPath: dir.file("src.bin")))
+        let payload = try dir.writeRandom("src.bin", count: 2_000_000, seed: 20)
         var env = ProcessInfo.processInfo.environment
         env["FTP_PASSWORD"] = server.password
         func traced(_ tls: [String], _ name: String) throws -> String {

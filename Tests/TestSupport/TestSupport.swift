@@ -387,11 +387,20 @@ public final class TempDir {
         path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
     }
     public func file(_ name: String) -> String { "\(path)/\(name)" }
+    /// Writes `count` pseudo-random bytes (`pseudoRandomBytes`) to `name` here and returns them.
+    public func writeRandom(_ name: String, count: Int, seed: UInt64 = pseudoRandomSeed) throws -> Data {
+        let data = pseudoRandomBytes(count, seed: seed)
+        try data.write(to: URL(fileURLWithPath: file(name)))
+        return data
+    }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// The seed `pseudoRandomBytes` uses unless told.
+public let pseudoRandomSeed: UInt64 = 0x9E37_79B9_7F4A_7C15
+
 /// Deterministic pseudo-random bytes (xorshift), fast enough for hundreds of MiB.
-public func pseudoRandomBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> Data {
+public func pseudoRandomBytes(_ count: Int, seed: UInt64 = pseudoRandomSeed) -> Data {
     var state = seed | 1
     var data = Data(count: count)
     data.withUnsafeMutableBytes { raw in
