@@ -218,6 +218,29 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertFalse(exists(home("int.bin")))
     }
 
+    /// Ctrl-C while replacing a file the run did not write: only this run's
+    /// .part goes, the server's existing file stays byte for byte.
+    func testInterruptKeepsTheExistingFile() throws {
+        let existing = pseudoRandomBytes(300_000, seed: 31)
+        try existing.write(to: URL(fileURLWithPath: home("old.bin")))
+        let dir = TempDir()
+        let fifo = dir.file("fifo")
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["ftpput", "\(server.urlBase)/old.bin", "|cat '\(fifo)'"],
+                                                  environment: environment())
+        let writer = try FileHandle(forWritingTo: URL(fileURLWithPath: fifo))
+        try writer.write(contentsOf: Data(count: 100_000))
+        try waitFor("old.bin.part on the server") { exists(home("old.bin.part")) }
+        process.signal(SIGINT)
+        try waitFor("ftpput to exit") { !process.isRunning }
+        try? writer.close()
+        let result = try process.wait(timeout: 60)
+        XCTAssertEqual(result.status, 130, result.stderr)
+        XCTAssertTrue(result.stderr.contains("interrupted by SIGINT"), result.stderr)
+        try waitFor("old.bin.part removed") { !exists(home("old.bin.part")) }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("old.bin"))), existing)
+    }
+
     func testNetrc() throws {
         let dir = TempDir()
         let netrc = dir.file("netrc")
