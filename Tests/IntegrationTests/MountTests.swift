@@ -220,6 +220,41 @@ final class MountTests: MountTestCase {
         XCTAssertFalse(isMounted(mnt))
     }
 
+    /// The default serves direct I/O: reads (also MAP_PRIVATE mmap) are
+    /// exact, shared mmap is refused (ENODEV). --page-cache serves through
+    /// the kernel's page cache, where shared mmap works too.
+    func testDirectIOByDefaultAndPageCacheOnRequest() throws {
+        try requireRoot("FUSE mounts")
+        let dir = TempDir()
+        let raw = dir.file("data")
+        _ = try dir.writeRandom("data", count: 3_000_000)
+        XCTAssertEqual(try runProgram(try rescueboxBinary(), ["ddz", raw, "-o", raw + ".lzo"]).status, 0)
+        // "shared private": what each mmap gave, as python sees it.
+        let probe = """
+            import mmap, os, sys
+            fd = os.open(sys.argv[1], os.O_RDONLY)
+            want = open(sys.argv[2], "rb").read()
+            out = []
+            for flags in (mmap.MAP_SHARED, mmap.MAP_PRIVATE):
+                try:
+                    m = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
+                    out.append("same" if m[:] == want else "differs")
+                except OSError as e:
+                    out.append("errno%d" % e.errno)
+            print(" ".join(out))
+            """
+        for (extra, expected) in [([String](), "errno\(ENODEV) same"), (["--page-cache"], "same same")] {
+            let mnt = dir.file("mnt")
+            let r = try mountImage(raw + ".lzo", on: mnt, extra: extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            _ = try shOK("cmp '\(mnt)/disk.img' '\(raw)'")
+            let got = try runProgram("/usr/bin/python3", ["-c", probe, mnt + "/disk.img", raw])
+            XCTAssertEqual(got.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), expected, "mount \(extra): \(got.stderr)")
+            try unmount(mnt)
+            try waitFor("the mount process to exit after umount") { processes(mentioning: mnt).isEmpty }
+        }
+    }
+
     /// -f stays in the foreground; Ctrl-C (SIGINT) unmounts and exits 130 (128+SIGINT).
     func testForegroundCtrlCUnmounts() throws {
         try requireRoot("FUSE mounts")
