@@ -93,7 +93,7 @@ public struct Mount: ParsableCommand, VerboseApplet {
             fsName = "ftp://" + label   // never the password (/proc/mounts is world-readable)
             mountSource = .ftp(path: url.path, label: label, connect: {
                 let client = try connection.session(url, credentials)
-                client.rangedReceiveLimit = (receiveBuffer: 128 << 10, segmentSize: 4096)
+                client.rangedReceiveLimit = RangedReceiveLimit(receiveBuffer: 128 << 10, segmentSize: 4096)
                 return client
             })
         } else {
