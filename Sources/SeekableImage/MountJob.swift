@@ -117,18 +117,21 @@ nonisolated(unsafe) private var servedImage: SeekableImage?
 nonisolated(unsafe) private var servedFiles: [MountedFile] = []
 nonisolated(unsafe) private var ioErrorReported = false
 
-private let fuseRead: rb_fuse_read_fn = { file, buffer, size, offset, _ in
-    guard let image = servedImage, let buffer, Int(file) < servedFiles.count else { return -EIO }
+private let fuseRead: rb_fuse_read_fn = { file, request, size, offset, _ in
+    guard let image = servedImage, Int(file) < servedFiles.count else { rb_fuse_reply_error(request, EIO); return }
     let window = servedFiles[Int(file)]
-    guard offset < window.length else { return 0 }
+    guard offset < window.length else { rb_fuse_reply_iov(request, nil, 0); return }
     let count = Int(min(UInt64(size), window.length - offset))
     do {
-        return Int32(try image.read(at: window.start + offset, count: count, into: UnsafeMutableRawPointer(buffer)))
+        try image.withSlices(at: window.start + offset, count: count) { slices in
+            var pieces = slices.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+            rb_fuse_reply_iov(request, &pieces, Int32(pieces.count))
+        }
     } catch is CorruptBlockError {
-        return -EIO   // reported once per block by the image
+        rb_fuse_reply_error(request, EIO)   // reported once per block by the image
     } catch {
         printError("\(window.name): read at \(offset): \(error)")
-        return -EIO
+        rb_fuse_reply_error(request, EIO)
     }
 }
 

@@ -74,6 +74,12 @@ public final class SeekableImage: @unchecked Sendable {
     private var misses = 0
     /// Bytes of each cached block handed out so far (drop-behind).
     private var served: [Int: Int] = [:]
+    /// What all-zero blocks (stored without data) read as.
+    private lazy var zeroBlock: AlignedBuffer = {
+        let zeros = AlignedBuffer(capacity: max(1, index.blockSize))
+        memset(zeros.pointer, 0, zeros.capacity)
+        return zeros
+    }()
 
     public init(source: LzopRandomAccess, index: LzopBlockIndex, name: String, options: SeekableImageOptions = SeekableImageOptions()) {
         self.source = source
@@ -103,23 +109,42 @@ public final class SeekableImage: @unchecked Sendable {
     /// CorruptBlockError when a block in the range is corrupt, or the
     /// source's error.
     public func read(at offset: UInt64, count: Int, into destination: UnsafeMutableRawPointer) throws -> Int {
-        guard offset < size, count > 0 else { return 0 }
+        try withSlices(at: offset, count: count) { slices in
+            var done = 0
+            for slice in slices {
+                memcpy(destination + done, slice.baseAddress!, slice.count)
+                done += slice.count
+            }
+            return done
+        }
+    }
+
+    /// Calls `body` with the bytes from `offset` (up to `count`, fewer only
+    /// at the end of the image) as pieces of the cached blocks, valid only
+    /// during the call: a reader can hand them on without copying them
+    /// first (the FUSE reply). Throws as `read`.
+    public func withSlices<R>(at offset: UInt64, count: Int, _ body: ([UnsafeRawBufferPointer]) throws -> R) throws -> R {
+        guard offset < size, count > 0 else { return try body([]) }
         let end = min(offset + UInt64(count), size)
         let bs = UInt64(index.blockSize)
         let first = Int(offset / bs), last = Int((end - 1) / bs)
         let blocks = try obtain(first...last)
         readAhead(after: first...last)
+        var slices: [UnsafeRawBufferPointer] = []
+        slices.reserveCapacity(blocks.count)
         var position = offset
         for (i, block) in zip(first...last, blocks) {
             let blockStart = UInt64(i) * bs
             let from = Int(position - blockStart)
             let n = Int(min(end, blockStart + UInt64(block.count)) - position)
-            let out = destination + Int(position - offset)
-            if let data = block.data { memcpy(out, data.pointer + from, n) } else { memset(out, 0, n) }
+            let bytes = block.data?.pointer ?? zeroBlock.pointer
+            slices.append(UnsafeRawBufferPointer(start: bytes + (block.data == nil ? 0 : from), count: n))
             position += UInt64(n)
         }
-        dropBehind(first...last, from: offset, to: end)
-        return Int(end - offset)
+        defer { dropBehind(first...last, from: offset, to: end) }
+        // The blocks (and so their bytes) stay alive until body returns,
+        // even when the cache drops them meanwhile.
+        return try withExtendedLifetime(blocks) { try body(slices) }
     }
 
     /// Drop-behind: a block whose every byte has been handed out (a

@@ -1,19 +1,30 @@
 // A small read-only libfuse3 file system of fixed files, for `rescuebox
-// mount`: the C side of fuse_operations (libfuse's API is macros and
-// versioned symbols), calling back into Swift for the bytes.
+// mount`: the C side of libfuse's low-level API (macros and versioned
+// symbols), calling back into Swift for the bytes.
 #ifndef RB_CFUSE_H
 #define RB_CFUSE_H
 #include <stdint.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 typedef struct {
     const char *name;   // "disk.img" (no slash)
     uint64_t size;
 } rb_fuse_file;
 
-// Fills buf with up to size bytes of file `file` from `offset`; returns the
-// byte count (short only at the end) or -errno.
-typedef int (*rb_fuse_read_fn)(int file, char *buf, size_t size, uint64_t offset, void *context);
+// One read request (libfuse's fuse_req_t), answered exactly once with
+// rb_fuse_reply_iov or rb_fuse_reply_error.
+typedef struct rb_fuse_request_s *rb_fuse_request;
+
+// Asks for `size` bytes of file `file` from `offset` (within the file);
+// answer `request` before returning.
+typedef void (*rb_fuse_read_fn)(int file, rb_fuse_request request, size_t size, uint64_t offset, void *context);
+
+// The bytes, gathered from `count` pieces (the kernel copies them from
+// there; they need to stay valid only during the call).
+int rb_fuse_reply_iov(rb_fuse_request request, const struct iovec *iov, int count);
+// A failed read: `error` is an errno value (EIO).
+int rb_fuse_reply_error(rb_fuse_request request, int error);
 
 // Creates the file system and mounts it on `mountpoint` (read-only). As
 // root libfuse mounts with mount(2) itself (no fusermount). `direct_io`:
