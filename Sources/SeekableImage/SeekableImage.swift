@@ -28,10 +28,12 @@ public struct SeekableImageOptions: Sendable {
     public var cacheBytes: Int = 256 << 20
     /// Worker threads for read-ahead (decoding on all cores).
     public var threads: Int = WorkerThread.onlineProcessors
-    /// Most blocks one source read covers.
-    public var runBlocks: Int = 16
-    /// Blocks read ahead of a sequential reader.
-    public var readAheadBlocks: Int = 64
+    /// Most blocks one source read covers (one FTP transfer: fewer,
+    /// longer transfers cost the server and us less per byte).
+    public var runBlocks: Int = 64
+    /// Blocks read ahead of a sequential reader (at most half the cache;
+    /// runs are then at most a quarter of that).
+    public var readAheadBlocks: Int = 256
     public init() {}
 }
 
@@ -65,6 +67,9 @@ public final class SeekableImage: @unchecked Sendable {
     private var lastUse: [Int: UInt64] = [:]
     private var tick: UInt64 = 0
     private let cacheBlocks: Int
+    /// The read-ahead window and run length, fitted to the cache.
+    private let readAheadBlocks: Int
+    private let runBlocks: Int
     private var decoders: [LzopSingleBlockDecoder] = []
     private var previousLast = -2
     private var streak = 0
@@ -86,7 +91,9 @@ public final class SeekableImage: @unchecked Sendable {
         self.index = index
         self.name = name
         self.options = options
-        cacheBlocks = max(options.cacheBytes / max(1, index.blockSize), 4 * max(1, options.runBlocks))
+        cacheBlocks = max(options.cacheBytes / max(1, index.blockSize), 64)
+        readAheadBlocks = min(options.readAheadBlocks, cacheBlocks / 2)
+        runBlocks = max(1, min(options.runBlocks, max(4, readAheadBlocks) / 4))
     }
 
     deinit { stop() }
@@ -209,7 +216,7 @@ public final class SeekableImage: @unchecked Sendable {
     private func fetch(_ blocks: [Int]) throws {
         var runs: [[Int]] = []
         for b in blocks {
-            if var run = runs.last, run.last! + 1 == b, run.count < options.runBlocks {
+            if var run = runs.last, run.last! + 1 == b, run.count < runBlocks {
                 run.append(b)
                 runs[runs.count - 1] = run
             } else {
@@ -294,7 +301,7 @@ public final class SeekableImage: @unchecked Sendable {
     /// After a read of `range`: when the reads go forward block after
     /// block, queue the next blocks for the workers.
     private func readAhead(after range: ClosedRange<Int>) {
-        guard options.readAheadBlocks > 0, readAheadEnabled else { return }
+        guard readAheadBlocks > 0, readAheadEnabled else { return }
         var wanted: [Int] = []
         let q: BlockingQueue<[Int]>? = monitor.locked {
             let sequential = range.lowerBound == previousLast || range.lowerBound == previousLast + 1
@@ -305,7 +312,7 @@ public final class SeekableImage: @unchecked Sendable {
             // The window grows with the streak; new blocks are queued only
             // when less than half of it is left, in whole runs, so each
             // transfer covers many blocks.
-            let window = min(options.readAheadBlocks, max(4, streak / 2))
+            let window = min(readAheadBlocks, max(4, streak / 2))
             let limit = min(index.blockCount - 1, range.upperBound + window)
             var next = range.upperBound + 1
             while next <= limit && entries[next] != nil { next += 1 }
@@ -321,7 +328,7 @@ public final class SeekableImage: @unchecked Sendable {
         guard let q else { return }
         var run: [Int] = []
         for b in wanted {
-            if let last = run.last, last + 1 != b || run.count >= options.runBlocks {
+            if let last = run.last, last + 1 != b || run.count >= runBlocks {
                 q.push(run)
                 run = []
             }
