@@ -149,8 +149,7 @@ final class FtpPutTests: FtpTestCase {
         let dir = TempDir()
         let payload = try dir.writeRandom("big", count: 5_000_000, seed: 7)
         // An earlier attempt left 1.5 MB in big.part.
-        try payload.prefix(1_500_000).write(to: URL(fileURLWithPath: home("big.part")))
-        try shOK("chown \(server.user) '\(home("big.part"))'")
+        try server.storeAsServerUser("big.part", payload.prefix(1_500_000))
         let r = try run("ftpput", ["-c", "\(server.urlBase)/big", dir.file("big")])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("resuming"), r.stderr)
@@ -255,14 +254,14 @@ final class FtpPutTests: FtpTestCase {
         // First run: -c with nothing on the server yet starts at 0; Ctrl-C keeps what it sent.
         let first = try interruptResumingUpload("big.iso", dir.file("big.iso"), onceThePartExceeds: 1 << 20)
         XCTAssertEqual(first.status, 130, first.stderr)
-        XCTAssertEqual(lines(first.stderr), ["rescuebox ftpput: interrupted by SIGINT"], first.stderr)
+        XCTAssertEqual(nonEmptyLines(first.stderr), ["rescuebox ftpput: interrupted by SIGINT"], first.stderr)
         let earlier = try assertPrefix(part, of: payload, atLeast: 1 << 20, "after the first run")
         XCTAssertFalse(exists(home("big.iso")))
 
         // Second run: resumes at `earlier`, Ctrl-C while its own bytes land.
         let second = try interruptResumingUpload("big.iso", dir.file("big.iso"), onceThePartExceeds: earlier + (256 << 10))
         XCTAssertEqual(second.status, 130, second.stderr)
-        XCTAssertEqual(lines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/big.iso at byte \(earlier)",
+        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/big.iso at byte \(earlier)",
                                               "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
         let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
         XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
@@ -282,13 +281,13 @@ final class FtpPutTests: FtpTestCase {
         let payload = try dir.writeRandom("disk.img", count: resumeSourceSize, seed: 43)
         let older = pseudoRandomBytes(700_001, seed: 44)
         let earlier = 1_500_000
-        try storeAsServerUser("disk.img", older)
-        try storeAsServerUser("disk.img.part", payload.prefix(earlier))
+        try server.storeAsServerUser("disk.img", older)
+        try server.storeAsServerUser("disk.img.part", payload.prefix(earlier))
         let part = home("disk.img.part")
 
         let second = try interruptResumingUpload("disk.img", dir.file("disk.img"), onceThePartExceeds: earlier + (256 << 10))
         XCTAssertEqual(second.status, 130, second.stderr)
-        XCTAssertEqual(lines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/disk.img at byte \(earlier)",
+        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/disk.img at byte \(earlier)",
                                               "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
         let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
         XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
@@ -318,11 +317,11 @@ final class FtpPutTests: FtpTestCase {
         let process = try BackgroundProcess.start(try rescueboxBinary(), ["ftpput", "-c", "\(server.urlBase)/\(name)", local],
                                                   environment: environment())
         try waitFor("\(name).part beyond \(bytes) bytes while ftpput -c sends",
-                    detail: { "\(size(part)) bytes; ftpput: \(process.stderr)" }) {
-            size(part) > bytes || !process.isRunning
+                    detail: { "\(fileSize(part)) bytes; ftpput: \(process.stderr)" }) {
+            fileSize(part) > bytes || !process.isRunning
         }
         guard process.isRunning else {
-            throw prerequisiteFailed("ftpput -c ended before the interrupt (\(size(part)) bytes in \(name).part): \(process.stderr)")
+            throw prerequisiteFailed("ftpput -c ended before the interrupt (\(fileSize(part)) bytes in \(name).part): \(process.stderr)")
         }
         process.signal(SIGINT)
         let result = try process.wait(timeout: 60)
@@ -360,22 +359,6 @@ final class FtpPutTests: FtpTestCase {
                        "\(name) on the server differs from the source", file: file, line: line)
         XCTAssertFalse(exists(home(name + ".part")), "\(name).part left behind", file: file, line: line)
         return r
-    }
-
-    private func size(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : -1
-    }
-
-    /// stderr's lines, empty ones dropped (an interrupt starts a new line first).
-    private func lines(_ text: String) -> [String] {
-        text.split(separator: "\n").map { String($0) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-    }
-
-    /// A file the server's user owns, as if an earlier session had stored it.
-    private func storeAsServerUser(_ name: String, _ data: Data) throws {
-        try data.write(to: URL(fileURLWithPath: home(name)))
-        try shOK("chown \(server.user) '\(home(name))'")
     }
 
     func testNetrc() throws {
