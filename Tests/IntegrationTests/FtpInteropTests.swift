@@ -300,7 +300,7 @@ final class FtpInteropTests: XCTestCase {
     /// the server's whole reply, exit 1. Nothing is left on the server.
     func testFullDiskFailsFast() throws {
         let dir = TempDir()
-        let payload = try dir.writeRandom("big.bin", count: 4 << 20, seed: 31)
+        _ = try dir.writeRandom("big.bin", count: 4 << 20, seed: 31)
         // What each server's reply says (pure-ftpd's reply is three lines:
         // "451-Error during write to file", "451-Transfer aborted", then a
         // rate line; the whole reply must be quoted, not just its last line).

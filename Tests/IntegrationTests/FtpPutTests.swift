@@ -98,7 +98,7 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: home("empty"))[.size] as? Int, 0)
         let dir = TempDir()
-        FileManager.default.createFile(atPath: dir.file("e"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("e"), contents: nil)
         XCTAssertEqual(try run("ftpput", ["\(server.urlBase)/empty2", dir.file("e")]).status, 0)
         XCTAssertTrue(exists(home("empty2")))
     }
