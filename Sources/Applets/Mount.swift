@@ -22,6 +22,11 @@ public struct Mount: ParsableCommand, VerboseApplet {
         headers, an FTP image without one needs --scan (reads it all once).
         A corrupt block makes reads of its 256 KiB fail with EIO and prints \
         one line naming the block; everything else stays readable.
+        The files are served with direct I/O: the block cache is the only \
+        cache, and a whole-disk read streams without a second copy in the \
+        kernel's page cache. Programs that mmap a file shared (MAP_SHARED) \
+        need --page-cache, which also answers repeated small reads from \
+        the kernel.
         Runs in the background once mounted (-f: foreground, Ctrl-C unmounts). \
         `umount DIR` ends it. As root it mounts without fusermount. Passwords \
         as for ftpput (FTP_PASSWORD, ~/.netrc, prompt).
@@ -48,6 +53,9 @@ public struct Mount: ParsableCommand, VerboseApplet {
     @Option(name: [.customShort("T"), .customLong("threads")], help: "Read-ahead threads (default: online CPUs).")
     var threads: Int?
 
+    @Flag(name: .customLong("page-cache"), help: "Serve through the kernel's page cache (allows shared mmap), not direct I/O.")
+    var pageCache = false
+
     @Flag(name: .customLong("scan"), help: "No index on the server: read the whole image once to build it.")
     var scan = false
 
@@ -69,6 +77,7 @@ public struct Mount: ParsableCommand, VerboseApplet {
         var options = MountOptions()
         options.foreground = foreground
         options.scan = scan
+        options.pageCache = pageCache
         options.sessions = sessions
         if let cache { options.image.cacheBytes = Int(min(cache.bytes, UInt64(Int.max))) }
         if let threads { options.image.threads = threads }
@@ -84,7 +93,7 @@ public struct Mount: ParsableCommand, VerboseApplet {
             fsName = "ftp://" + label   // never the password (/proc/mounts is world-readable)
             mountSource = .ftp(path: url.path, label: label, connect: {
                 let client = try connection.session(url, credentials)
-                client.rangedReceiveLimit = (receiveBuffer: 128 << 10, segmentSize: 4096)
+                client.rangedReceiveLimit = RangedReceiveLimit(receiveBuffer: 128 << 10, segmentSize: 4096)
                 return client
             })
         } else {

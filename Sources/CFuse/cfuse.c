@@ -20,6 +20,7 @@ static int rb_count;
 static rb_fuse_read_fn rb_read_cb;
 static void *rb_context;
 static time_t rb_mounted_at;
+static int rb_direct_io;
 static volatile int rb_unmounted;
 
 static int rb_find(const char *path) {
@@ -65,7 +66,11 @@ static int rb_open(const char *path, struct fuse_file_info *fi) {
     if (i < 0) return -ENOENT;
     if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
     fi->fh = (uint64_t)i;
-    fi->keep_cache = 1;
+    // Direct I/O: every read comes here (our block cache is the only
+    // cache; no second copy in the kernel's page cache). Otherwise the
+    // page cache keeps what was read across opens.
+    if (rb_direct_io) fi->direct_io = 1;
+    else fi->keep_cache = 1;
     return 0;
 }
 
@@ -113,8 +118,9 @@ static const struct fuse_operations rb_operations = {
 };
 
 int rb_fuse_mount(const char *mountpoint, const char *fsname, const rb_fuse_file *files, int count,
-                  rb_fuse_read_fn read, void *context, const char **error) {
+                  int direct_io, rb_fuse_read_fn read, void *context, const char **error) {
     rb_files = files;
+    rb_direct_io = direct_io;
     rb_count = count;
     rb_read_cb = read;
     rb_context = context;

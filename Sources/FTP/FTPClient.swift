@@ -111,7 +111,7 @@ public final class FTPClient {
     /// connection's receive buffer and TCP segment size, so the server has
     /// little in flight (and counted as sent) past the bytes wanted. nil:
     /// sized for throughput (socketBufferSize).
-    public var rangedReceiveLimit: (receiveBuffer: Int, segmentSize: Int)?
+    public var rangedReceiveLimit: RangedReceiveLimit?
 
     /// The configuration this session was opened from (`openSession`).
     public private(set) var config: FTPServerConfig?
@@ -394,17 +394,19 @@ public final class FTPClient {
     }
 
     /// Starts a download: a passive data connection, (REST `restAt`,) RETR.
-    public func openRetrieve(_ path: String, restAt: UInt64? = nil) throws -> FTPDataStream {
+    /// `expectedBytes`: how much of the file will be read before the
+    /// transfer is ended (sizes the rangedReceiveLimit).
+    public func openRetrieve(_ path: String, restAt: UInt64? = nil, expectedBytes: Int? = nil) throws -> FTPDataStream {
         try checkSafeForControl(path, what: "remote path")
         try setBinary()
-        return try openTransfer("RETR \(path)", restAt: restAt, upload: false)
+        return try openTransfer("RETR \(path)", restAt: restAt, upload: false, expectedBytes: expectedBytes)
     }
 
     /// The transfer in progress, if any: `quit()` aborts it first.
     weak var activeTransfer: FTPDataStream?
 
-    private func openTransfer(_ line: String, restAt: UInt64?, upload: Bool) throws -> FTPDataStream {
-        let data = try openDataConnection()
+    private func openTransfer(_ line: String, restAt: UInt64?, upload: Bool, expectedBytes: Int? = nil) throws -> FTPDataStream {
+        let data = try openDataConnection(expectedBytes: expectedBytes)
         if let restAt, restAt > 0 {
             let rest = try command("REST \(restAt)")
             guard rest.code == 350 else { data.close(); throw failure("REST \(restAt)", rest) }
@@ -569,7 +571,7 @@ public final class FTPClient {
 
     /// EPSV (any address family), falling back to PASV; the connection
     /// always goes to the control peer.
-    private func openDataConnection() throws -> Socket {
+    private func openDataConnection(expectedBytes: Int? = nil) throws -> Socket {
         guard var target = peer else { throw RescueError(label, "data connection", "not connected") }
         var port: UInt16?
         if !epsvRefused {
@@ -596,7 +598,7 @@ public final class FTPClient {
         }
         target.port = port!
         let data = try Socket.connect(to: target, timeout: timeouts.connect, label: "\(label) data connection",
-                                      bufferSize: socketBufferSize, limit: rangedReceiveLimit)
+                                      bufferSize: socketBufferSize, limit: rangedReceiveLimit?.socketLimit(forBytes: expectedBytes))
         if tls.protectData, let controlTLS = control?.tls, let tlsContext {
             // PROT P: TLS resuming the control connection's session; the
             // handshake follows the server's 1xx (FTPDataStream).

@@ -133,14 +133,17 @@ final class Socket {
     /// `limit` (receive buffer, segment size) caps what a peer can have in
     /// flight towards us: for reads that end early (FTPClient.rangedReceiveLimit).
     static func connect(to address: FTPAddress, timeout: Double, label: String, bufferSize: Int? = nil,
-                        limit: (receiveBuffer: Int, segmentSize: Int)? = nil) throws -> Socket {
+                        limit: (receiveBuffer: Int, segmentSize: Int?)? = nil) throws -> Socket {
         let fd = Glibc.socket(address.isIPv6 ? AF_INET6 : AF_INET, socketType(SOCK_STREAM), 0)
         guard fd >= 0 else { throw RescueError(label, "socket", errno: lastErrno()).with(kind: .connection) }
         let socket = Socket(fd: fd, label: label)
         if let limit {
-            var buffer = Int32(clamping: limit.receiveBuffer), segment = Int32(clamping: limit.segmentSize)
+            var buffer = Int32(clamping: limit.receiveBuffer)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, socklen_t(MemoryLayout<Int32>.size))
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &segment, socklen_t(MemoryLayout<Int32>.size))
+            if let segmentSize = limit.segmentSize {
+                var segment = Int32(clamping: segmentSize)
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_MAXSEG, &segment, socklen_t(MemoryLayout<Int32>.size))
+            }
         } else if let bufferSize {
             socket.setBufferSize(bufferSize)
         }
@@ -277,4 +280,25 @@ final class Socket {
 /// "30 s", "0.5 s".
 func formatSeconds(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(formatFixed(seconds, decimals: 1)) s"
+}
+
+/// What a download that is ended early may have in flight past the bytes
+/// wanted (FTPClient.rangedReceiveLimit). A short read gets the small
+/// receive buffer and small segments; a long one (a run of blocks read
+/// ahead for a sequential reader) gets a receive buffer of a quarter of its
+/// size (at most 4 MiB) and full-size segments, so it streams and still
+/// overshoots by at most about a quarter.
+public struct RangedReceiveLimit: Sendable, Equatable {
+    public var receiveBuffer: Int
+    public var segmentSize: Int
+    public init(receiveBuffer: Int, segmentSize: Int) {
+        self.receiveBuffer = receiveBuffer
+        self.segmentSize = segmentSize
+    }
+
+    /// The socket options for a transfer that reads `expected` bytes.
+    public func socketLimit(forBytes expected: Int?) -> (receiveBuffer: Int, segmentSize: Int?) {
+        guard let expected, expected >= 8 * receiveBuffer else { return (receiveBuffer, segmentSize) }
+        return (min(expected / 4, 4 << 20), nil)
+    }
 }

@@ -106,7 +106,7 @@ public final class FTPRangeSource: LzopRandomAccess, @unchecked Sendable {
             do {
                 client = try take()
                 monitor.locked { transfers += 1 }
-                let stream = try client!.openRetrieve(path, restAt: offset + UInt64(filled))
+                let stream = try client!.openRetrieve(path, restAt: offset + UInt64(filled), expectedBytes: want - filled)
                 let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<want]))
                 filled += n
                 monitor.locked { received += stream.bytesTransferred }

@@ -27,6 +27,11 @@ public struct MountOptions {
     public var scan = false
     /// Parallel FTP sessions.
     public var sessions = 4
+    /// Serve the files through the kernel's page cache (shared mmap works,
+    /// repeated small reads are answered by the kernel) instead of direct
+    /// I/O, where every read comes to the block cache and a sequential
+    /// reader streams without the page cache's second copy.
+    public var pageCache = false
     public init() {}
 }
 
@@ -149,7 +154,7 @@ public func serveMount(_ image: SeekableImage, on directory: String, fsName: Str
     let cFiles = UnsafeMutablePointer<rb_fuse_file>.allocate(capacity: files.count)
     for (i, f) in files.enumerated() { cFiles[i] = rb_fuse_file(name: strdup(f.name), size: f.length) }
     var reason: UnsafePointer<CChar>?
-    guard rb_fuse_mount(directory, fsName, cFiles, Int32(files.count), fuseRead, nil, &reason) == 0 else {
+    guard rb_fuse_mount(directory, fsName, cFiles, Int32(files.count), options.pageCache ? 0 : 1, fuseRead, nil, &reason) == 0 else {
         throw RescueError(directory, "mount", reason.map { String(cString: $0) } ?? "failed")
     }
     printVerbose("\(directory): " + files.map { "\($0.name) (\($0.length) bytes)" }.joined(separator: ", "))

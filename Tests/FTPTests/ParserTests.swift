@@ -208,6 +208,20 @@ final class URLAndSafetyTests: XCTestCase {
     }
 }
 
+/// Ranged reads: short ones keep the small receive window and segments
+/// (little in flight past the bytes wanted), long ones stream.
+final class RangedReceiveLimitTests: XCTestCase {
+    func testShortReadsAreCappedAndLongOnesStream() {
+        let limit = RangedReceiveLimit(receiveBuffer: 128 << 10, segmentSize: 4096)
+        XCTAssertTrue(limit.socketLimit(forBytes: nil) == (128 << 10, 4096))
+        XCTAssertTrue(limit.socketLimit(forBytes: 300_000) == (128 << 10, 4096))
+        XCTAssertTrue(limit.socketLimit(forBytes: (1 << 20) - 1) == (128 << 10, 4096))
+        XCTAssertTrue(limit.socketLimit(forBytes: 1 << 20) == (256 << 10, nil))
+        XCTAssertTrue(limit.socketLimit(forBytes: 6 << 20) == (1536 << 10, nil))
+        XCTAssertTrue(limit.socketLimit(forBytes: 1 << 30) == (4 << 20, nil), "at most 4 MiB")
+    }
+}
+
 /// A temp directory for library tests (Foundation is fine in tests).
 final class TempDirectory {
     let path: String

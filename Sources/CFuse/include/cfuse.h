@@ -16,10 +16,12 @@ typedef struct {
 typedef int (*rb_fuse_read_fn)(int file, char *buf, size_t size, uint64_t offset, void *context);
 
 // Creates the file system and mounts it on `mountpoint` (read-only). As
-// root libfuse mounts with mount(2) itself (no fusermount). Returns 0, or
-// -1 with the reason in `error` (a static string).
+// root libfuse mounts with mount(2) itself (no fusermount). `direct_io`:
+// the files are opened with FOPEN_DIRECT_IO (no kernel page cache; shared
+// mmap is refused), else cached by the kernel. Returns 0, or -1 with the
+// reason in `error` (a static string).
 int rb_fuse_mount(const char *mountpoint, const char *fsname, const rb_fuse_file *files, int count,
-                  rb_fuse_read_fn read, void *context, const char **error);
+                  int direct_io, rb_fuse_read_fn read, void *context, const char **error);
 
 // Forks: the parent exits 0 at once (the mount is already in place); the
 // child starts a new session, moves to /, points stdin and stdout at
