@@ -56,7 +56,9 @@ public struct UploadOutcome: Equatable {
 /// ours once the server accepted a STOR/APPE to it (a 1xx reply) in this
 /// run (`storedByThisRun`; a job that reconnects passes it on as
 /// `storedEarlier`). A refused STOR, a refused passive mode or a login
-/// failure leaves whatever was on the server untouched.
+/// failure leaves whatever was on the server untouched. A resume onto a
+/// temp file this run had not stored (`earlierRunBytes`) is never deleted:
+/// its first bytes are another run's.
 ///
 ///     let up = SafeUpload(client: ftp, remotePath: "img/sda.lzo", options: opts)
 ///     do {
@@ -74,6 +76,9 @@ public final class SafeUpload: ByteSink {
     public private(set) var startOffset: UInt64 = 0
     /// True once the server accepted a STOR/APPE to `tempPath` in this run.
     public private(set) var storedByThisRun: Bool
+    /// Bytes at the head of `tempPath` that an earlier run stored: `start(at:)`
+    /// continued a file this run had not stored. Non-zero means never delete it.
+    public private(set) var earlierRunBytes: UInt64 = 0
 
     private var stream: FTPDataStream?
     /// Bytes sent by the transfers of this session that have ended.
@@ -149,8 +154,9 @@ public final class SafeUpload: ByteSink {
         try prepareDirectories()
         if options.noClobber { try refuseExisting() }
         startOffset = offset
+        earlierRunBytes = storedByThisRun ? 0 : offset
         try open(at: offset)
-        if options.cleanupOnSignal && !options.keepPartial && cleanupToken == nil {
+        if options.cleanupOnSignal && !options.keepPartial && earlierRunBytes == 0 && cleanupToken == nil {
             let client = self.client, path = tempPath
             cleanupToken = Cleanup.registerReporting({
                 // Another session: this one may be mid-command on another thread.
@@ -318,8 +324,9 @@ public final class SafeUpload: ByteSink {
 
     /// Call with whatever ended the upload: closes the data connection and,
     /// when this run stored the temp file and it is not to be kept
-    /// (`keepPartial`, or `retrying` for a job that will resume it), deletes
-    /// it. Returns the error to report, saying all of that. Idempotent.
+    /// (`keepPartial`, `retrying` for a job that will resume it, or
+    /// `earlierRunBytes` of another run at its head), deletes it. Returns
+    /// the error to report, saying all of that. Idempotent.
     public func fail(_ error: Error, retrying: Bool = false) -> RescueError {
         if let failed { return failed }
         var base = (error as? RescueError) ?? RescueError(displayName, "upload", "\(error)")
@@ -344,6 +351,8 @@ public final class SafeUpload: ByteSink {
             notes.append("\(tempPath) kept to resume")
         } else if options.keepPartial {
             notes.append("partial file kept (resume with -c)")
+        } else if earlierRunBytes > 0 {
+            notes.append("\(tempPath) kept: its first \(earlierRunBytes) bytes are an earlier run's (resume with -c)")
         } else {
             notes.append(deletePartial())
         }

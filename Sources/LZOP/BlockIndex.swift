@@ -471,7 +471,7 @@ final class LzopBytesAccess: LzopRandomAccess {
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard offset < size else { return 0 }
         let n = min(buffer.count, Int(size - offset))
-        bytes.withUnsafeBytes { memcpy(buffer.baseAddress!, $0.baseAddress! + Int(offset), n) }
+        bytes.withUnsafeBytes { _ = memcpy(buffer.baseAddress!, $0.baseAddress! + Int(offset), n) }
         return n
     }
 }

@@ -156,6 +156,50 @@ final class FaultServerTests: XCTestCase {
         XCTAssertEqual(Data(buffer[0..<n]), full)
     }
 
+    /// A resume onto a .part that an earlier run stored, failing mid-way
+    /// without keepPartial: that .part is not this run's alone, so it stays
+    /// (no DELE), and the error says so. The same failure on a .part this
+    /// run started does delete it.
+    func testFailedResumeOntoAnEarlierRunsPartKeepsIt() throws {
+        let server = try FaultFTPServer(scenario: "fail451")
+        let client = try session(server)
+        let full = pseudoRandomBytes(2 << 20)
+        // The earlier run: 100 000 bytes in r.bin.part, its transfer ended cleanly.
+        var keep = SafeUploadOptions()
+        keep.keepPartial = true
+        let earlier = SafeUpload(client: client, remotePath: "r.bin", options: keep)
+        try earlier.start()
+        try full.prefix(100_000).withUnsafeBytes { try earlier.write($0) }
+        try earlier.pause()
+        XCTAssertEqual(try client.remoteSize("r.bin.part"), .bytes(100_000))
+        // This run continues it; the server fails after 256 KiB more (seen at the latest by commit).
+        var resume = SafeUploadOptions()
+        resume.resume = true
+        let later = SafeUpload(client: client, remotePath: "r.bin", options: resume)
+        let offset = try later.resumeOffset(sourceSize: UInt64(full.count))
+        XCTAssertEqual(offset, 100_000)
+        try later.start(at: offset)
+        XCTAssertEqual(later.earlierRunBytes, 100_000)
+        XCTAssertThrowsError(try { try full.dropFirst(Int(offset)).withUnsafeBytes { try later.write($0) }; try later.commit() }()) { error in
+            let text = "\(later.fail(error))"
+            XCTAssertTrue(text.contains("451"), text)
+            XCTAssertTrue(text.contains("r.bin.part kept: its first 100000 bytes are an earlier run's"), text)
+        }
+        XCTAssertFalse(server.log.contains("b'DELE r.bin.part\\r\\n'"), "\(server.log)")
+        guard case .bytes(let held)? = try? session(server).remoteSize("r.bin.part") else {
+            return XCTFail("r.bin.part is gone")
+        }
+        XCTAssertGreaterThanOrEqual(held, 100_000)
+        // A .part this run started from 0 is this run's: the same failure deletes it.
+        let fresh = SafeUpload(client: try session(server), remotePath: "f.bin")
+        try fresh.start()
+        XCTAssertEqual(fresh.earlierRunBytes, 0)
+        XCTAssertThrowsError(try { try full.withUnsafeBytes { try fresh.write($0) }; try fresh.commit() }()) { error in
+            XCTAssertTrue("\(fresh.fail(error))".contains("partial file deleted"), "\(error)")
+        }
+        XCTAssertTrue(server.log.contains("b'DELE f.bin.part\\r\\n'"), "\(server.log)")
+    }
+
     func testInjectionRefusedBeforeSending() throws {
         let server = try FaultFTPServer(scenario: "normal")
         let client = try session(server)

@@ -173,7 +173,7 @@ final class DdzCompressTests: XCTestCase {
         let ddz = try BackgroundProcess.start(bin, ["ddz", "-9", "-T", "1", path, "-o", out])
         try waitFor("ddz to start writing \(out)") {
             guard ddz.isRunning else { throw prerequisiteFailed("ddz ended before it could be interrupted: \(ddz.stderr)") }
-            return ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0) ?? 0 > 0
+            return fileSize(out) > 0
         }
         ddz.signal(SIGTERM)
         let r = try ddz.wait(timeout: 120)

@@ -77,11 +77,6 @@ final class FtpInteropTests: XCTestCase {
 
     func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
 
-    func size(_ path: String) -> Int {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int(st.st_size) : -1
-    }
-
     /// Every file below `dir` (relative names), for "nothing left behind".
     func files(_ dir: String) -> [String] {
         (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? [])
@@ -93,20 +88,6 @@ final class FtpInteropTests: XCTestCase {
         return FileManager.default.fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
     }
 
-    /// stderr's lines, empty ones dropped.
-    func lines(_ text: String) -> [String] {
-        text.split(separator: "\n").map { String($0) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-    }
-
-    /// A file the server's user owns, as if an earlier session had stored it.
-    func storeAsServerUser(_ server: TestFTPServer, _ name: String, _ data: Data) throws {
-        let path = server.home + "/" + name
-        try data.write(to: URL(fileURLWithPath: path))
-        var st = stat()
-        guard stat(server.home, &st) == 0, chown(path, st.st_uid, st.st_gid) == 0 else {
-            throw FTPServerError.didNotStart("cannot give \(path) to the server's user")
-        }
-    }
 
     /// Polls until `condition` holds; false (after `timeout`) otherwise.
     func poll(timeout: TimeInterval = 30, _ condition: () -> Bool) -> Bool {
@@ -181,7 +162,7 @@ final class FtpInteropTests: XCTestCase {
         let payload = pseudoRandomBytes(3 << 20 | 777, seed: 7)
         try forEach(everyServer) { cell, server in
             let dir = TempDir()
-            try storeAsServerUser(server, "get.bin", payload)
+            try server.storeAsServerUser("get.bin", payload)
             // busybox order: HOST LOCAL REMOTE.
             var r = try run(server, "ftpget", ["-u", server.user, server.hostPort, dir.file("got.bin"), "get.bin"])
             XCTAssertEqual(r.status, 0, "\(cell): ftpget HOST LOCAL REMOTE: \(r.stderr)")
@@ -213,14 +194,14 @@ final class FtpInteropTests: XCTestCase {
         try payload.write(to: URL(fileURLWithPath: local))
         let cells = everyServer + [Cell(kind: .proftpd, options: FTPServerOptions(allowStoreRestart: true))]
         try forEach(cells) { cell, server in
-            try storeAsServerUser(server, "res.bin.part", payload.prefix(1 << 20 | 999))
+            try server.storeAsServerUser("res.bin.part", payload.prefix(1 << 20 | 999))
             let r = try run(server, "ftpput", ["-c", "\(server.urlBase)/res.bin", local])
             XCTAssertEqual(r.status, 0, "\(cell): ftpput -c: \(r.stderr)")
             if server.allowsUploadResume {
                 XCTAssertTrue(r.stderr.contains(String(1 << 20 | 999)), "\(cell): ftpput -c did not resume at the .part's end: \(r.stderr)")
             }
             XCTAssertTrue(contents(server.home + "/res.bin") == payload,
-                          "\(cell): ftpput -c: res.bin is \(size(server.home + "/res.bin")) bytes, content differs")
+                          "\(cell): ftpput -c: res.bin is \(fileSize(server.home + "/res.bin")) bytes, content differs")
             XCTAssertEqual(files(server.home), ["res.bin"], "\(cell): ftpput -c left behind")
         }
     }
@@ -242,14 +223,14 @@ final class FtpInteropTests: XCTestCase {
             try server.putReadOnlyFile("keep.bin", old)
             var r = try run(server, "ftpput", ["--in-place", "\(server.urlBase)/keep.bin", dir.file("new.bin")])
             XCTAssertEqual(r.status, 1, "\(cell): ftpput --in-place over a read-only file: \(r.stderr)")
-            XCTAssertEqual(lines(r.stderr).count, 1, "\(cell): ftpput --in-place: not one line: \(r.stderr)")
-            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --in-place destroyed keep.bin (\(size(keep)) bytes): \(r.stderr)")
+            XCTAssertEqual(nonEmptyLines(r.stderr).count, 1, "\(cell): ftpput --in-place: not one line: \(r.stderr)")
+            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --in-place destroyed keep.bin (\(fileSize(keep)) bytes): \(r.stderr)")
             try? FileManager.default.removeItem(atPath: keep)
 
             try server.putReadOnlyFile("keep.bin", old)
             r = try run(server, "ftpput", ["--no-clobber", "\(server.urlBase)/keep.bin", dir.file("new.bin")])
             XCTAssertEqual(r.status, 1, "\(cell): ftpput --no-clobber over an existing file: \(r.stderr)")
-            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --no-clobber replaced keep.bin (\(size(keep)) bytes): \(r.stderr)")
+            XCTAssertTrue(contents(keep) == old, "\(cell): ftpput --no-clobber replaced keep.bin (\(fileSize(keep)) bytes): \(r.stderr)")
             XCTAssertEqual(files(server.home), ["keep.bin"], "\(cell): ftpput --no-clobber left behind")
 
             r = try run(server, "ftpput", ["\(server.urlBase)/keep.bin", dir.file("new.bin")])
@@ -284,7 +265,7 @@ final class FtpInteropTests: XCTestCase {
         try forEach(cells, tweak: { $0.maxRate = 1 << 20 }) { cell, server in
             let backup = Background(bin, ["backup", "--retries", "3", image, "\(server.urlBase)/disk.lzo"],
                                     environment: environment(server), timeout: 60)
-            let sending = poll { backup.finished || files(server.home).contains { size(server.home + "/" + $0) >= 512 << 10 } }
+            let sending = poll { backup.finished || files(server.home).contains { fileSize(server.home + "/" + $0) >= 512 << 10 } }
             XCTAssertTrue(sending && !backup.finished, "\(cell): backup: no upload in progress after 30 s")
             if !backup.finished { try server.killSessions() }
             var r = try backup.wait()
@@ -297,17 +278,17 @@ final class FtpInteropTests: XCTestCase {
             let check = try sh("lzop -dc '\(server.home)/disk.lzo' | cmp - '\(image)'")
             XCTAssertEqual(check.status, 0, "\(cell): backup's image does not decompress to the source: \(check.stderr)")
 
-            try storeAsServerUser(server, "ref.lzo", reference)
+            try server.storeAsServerUser("ref.lzo", reference)
             let target = dir.file("restored-\(cellNumber).img")
             cellNumber += 1
             let restore = Background(bin, ["restore", "\(server.urlBase)/ref.lzo", target],
                                      environment: environment(server), timeout: 60)
-            let reading = poll { restore.finished || size(target) >= 512 << 10 || size(target + ".part") >= 512 << 10 }
+            let reading = poll { restore.finished || fileSize(target) >= 512 << 10 || fileSize(target + ".part") >= 512 << 10 }
             XCTAssertTrue(reading && !restore.finished, "\(cell): restore: no download in progress after 30 s")
             if !restore.finished { try server.killSessions() }
             r = try restore.wait()
             XCTAssertEqual(r.status, 0, "\(cell): restore with a dropped session: \(r.stderr)")
-            XCTAssertTrue(contents(target) == data, "\(cell): restore with a dropped session: \(size(target)) bytes, differs")
+            XCTAssertTrue(contents(target) == data, "\(cell): restore with a dropped session: \(fileSize(target)) bytes, differs")
         }
     }
 
@@ -319,7 +300,7 @@ final class FtpInteropTests: XCTestCase {
     /// the server's whole reply, exit 1. Nothing is left on the server.
     func testFullDiskFailsFast() throws {
         let dir = TempDir()
-        let payload = try dir.writeRandom("big.bin", count: 4 << 20, seed: 31)
+        _ = try dir.writeRandom("big.bin", count: 4 << 20, seed: 31)
         // What each server's reply says (pure-ftpd's reply is three lines:
         // "451-Error during write to file", "451-Transfer aborted", then a
         // rate line; the whole reply must be quoted, not just its last line).
@@ -332,7 +313,7 @@ final class FtpInteropTests: XCTestCase {
             var began = Date()
             var r = try run(server, "ftpput", ["\(server.urlBase)/full.bin", dir.file("big.bin")], timeout: 15)
             XCTAssertEqual(r.status, 1, "\(cell): ftpput to a full disk: \(r.stderr)")
-            XCTAssertEqual(lines(r.stderr).count, 1, "\(cell): ftpput to a full disk: not one line: \(r.stderr)")
+            XCTAssertEqual(nonEmptyLines(r.stderr).count, 1, "\(cell): ftpput to a full disk: not one line: \(r.stderr)")
             XCTAssertTrue(r.stderr.hasPrefix("rescuebox ftpput: ") && quotesServer(r.stderr, server.kind),
                           "\(cell): ftpput to a full disk does not quote the server's reply: \(r.stderr)")
             XCTAssertLessThan(Date().timeIntervalSince(began), 10, "\(cell): ftpput to a full disk took long")
@@ -343,7 +324,7 @@ final class FtpInteropTests: XCTestCase {
             XCTAssertEqual(r.status, 1, "\(cell): backup to a full disk: \(r.stderr)")
             // A first 451 may be transient: one reconnect is allowed; a second
             // refusal at the same offset is final, and so is a 452/552 at once.
-            let out = lines(r.stderr)
+            let out = nonEmptyLines(r.stderr)
             let reconnects = out.filter { $0.contains("reconnecting") }
             XCTAssertLessThanOrEqual(reconnects.count, 1, "\(cell): backup to a full disk retried without progress: \(r.stderr)")
             if let first = out.first, first.contains(" 452 ") || first.contains(" 552 ") {
@@ -379,8 +360,8 @@ final class FtpInteropTests: XCTestCase {
         let reference = try Data(contentsOf: URL(fileURLWithPath: dir.file("ref.lzo")))
         try forEach(cells) { cell, server in
             // Each operation on its own files, so each one's outcome is its own.
-            try storeAsServerUser(server, "get.bin", payload)
-            try storeAsServerUser(server, "img.lzo", reference)
+            try server.storeAsServerUser("get.bin", payload)
+            try server.storeAsServerUser("img.lzo", reference)
             var r = try run(server, "ftpput", ["\(server.urlBase)/sz.bin", dir.file("sz.bin")])
             XCTAssertEqual(r.status, 0, "\(cell): ftpput: \(r.stderr)")
             XCTAssertTrue(contents(server.home + "/sz.bin") == payload, "\(cell): ftpput: no sz.bin or content differs")

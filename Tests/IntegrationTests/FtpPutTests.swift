@@ -98,7 +98,7 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: home("empty"))[.size] as? Int, 0)
         let dir = TempDir()
-        FileManager.default.createFile(atPath: dir.file("e"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("e"), contents: nil)
         XCTAssertEqual(try run("ftpput", ["\(server.urlBase)/empty2", dir.file("e")]).status, 0)
         XCTAssertTrue(exists(home("empty2")))
     }
@@ -149,8 +149,7 @@ final class FtpPutTests: FtpTestCase {
         let dir = TempDir()
         let payload = try dir.writeRandom("big", count: 5_000_000, seed: 7)
         // An earlier attempt left 1.5 MB in big.part.
-        try payload.prefix(1_500_000).write(to: URL(fileURLWithPath: home("big.part")))
-        try shOK("chown \(server.user) '\(home("big.part"))'")
+        try server.storeAsServerUser("big.part", payload.prefix(1_500_000))
         let r = try run("ftpput", ["-c", "\(server.urlBase)/big", dir.file("big")])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("resuming"), r.stderr)
@@ -239,6 +238,127 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertTrue(result.stderr.contains("interrupted by SIGINT"), result.stderr)
         try waitFor("old.bin.part removed") { !exists(home("old.bin.part")) }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: home("old.bin"))), existing)
+    }
+
+    // MARK: Ctrl-C during `ftpput -c` onto an earlier run's .part
+
+    /// The earlier run's NAME.part comes from a first `ftpput -c` that was
+    /// interrupted; a second `-c` is interrupted while it sends; a third
+    /// completes. Nothing of the .part is ever lost: after each interrupt it
+    /// is still there, a prefix of the source, never shorter than before.
+    func testInterruptedResumeKeepsThePartThenCompletes() throws {
+        try restartWithRateLimit()
+        let dir = TempDir()
+        let payload = try dir.writeRandom("big.iso", count: resumeSourceSize, seed: 41)
+        let part = home("big.iso.part")
+        // First run: -c with nothing on the server yet starts at 0; Ctrl-C keeps what it sent.
+        let first = try interruptResumingUpload("big.iso", dir.file("big.iso"), onceThePartExceeds: 1 << 20)
+        XCTAssertEqual(first.status, 130, first.stderr)
+        XCTAssertEqual(nonEmptyLines(first.stderr), ["rescuebox ftpput: interrupted by SIGINT"], first.stderr)
+        let earlier = try assertPrefix(part, of: payload, atLeast: 1 << 20, "after the first run")
+        XCTAssertFalse(exists(home("big.iso")))
+
+        // Second run: resumes at `earlier`, Ctrl-C while its own bytes land.
+        let second = try interruptResumingUpload("big.iso", dir.file("big.iso"), onceThePartExceeds: earlier + (256 << 10))
+        XCTAssertEqual(second.status, 130, second.stderr)
+        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/big.iso at byte \(earlier)",
+                                              "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
+        let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
+        XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
+        XCTAssertFalse(exists(home("big.iso")))
+
+        // Third run: completes from what the second left.
+        try assertResumeCompletes("big.iso", dir.file("big.iso"), from: kept)
+    }
+
+    /// As above, with the earlier .part stored the way `-c` expects (a
+    /// prefix of the source, the server user's file) and an older complete
+    /// NAME on the server: the interrupted resume leaves that NAME byte for
+    /// byte; only the completed one replaces it.
+    func testInterruptedResumeKeepsTheExistingFile() throws {
+        try restartWithRateLimit()
+        let dir = TempDir()
+        let payload = try dir.writeRandom("disk.img", count: resumeSourceSize, seed: 43)
+        let older = pseudoRandomBytes(700_001, seed: 44)
+        let earlier = 1_500_000
+        try server.storeAsServerUser("disk.img", older)
+        try server.storeAsServerUser("disk.img.part", payload.prefix(earlier))
+        let part = home("disk.img.part")
+
+        let second = try interruptResumingUpload("disk.img", dir.file("disk.img"), onceThePartExceeds: earlier + (256 << 10))
+        XCTAssertEqual(second.status, 130, second.stderr)
+        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/disk.img at byte \(earlier)",
+                                              "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
+        let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
+        XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
+        XCTAssertEqual(FileManager.default.contents(atPath: home("disk.img")), older,
+                       "the interrupted resume changed the server's existing disk.img")
+
+        let done = try assertResumeCompletes("disk.img", dir.file("disk.img"), from: kept)
+        XCTAssertTrue(done.stderr.contains("replaced an existing 700001-byte disk.img"), done.stderr)
+    }
+
+    /// Big enough that both interrupted runs, and what the server drains from
+    /// the socket buffers after each, stay well short of the end.
+    private var resumeSourceSize: Int { 24 << 20 }
+
+    /// A vsftpd limited to 4 MiB/s instead of setUp's: uploads last seconds.
+    private func restartWithRateLimit() throws {
+        server.stop()
+        server = try VsftpdServer.start(FTPServerOptions(maxRate: 4 << 20))
+    }
+
+    /// Starts `ftpput -c NAME LOCAL`, waits until the server's NAME.part
+    /// holds more than `bytes` (so this run is sending), SIGINTs it, waits
+    /// for it to exit and for the server's session to end (so the server
+    /// has written every byte it received). Returns ftpput's result.
+    private func interruptResumingUpload(_ name: String, _ local: String, onceThePartExceeds bytes: Int) throws -> RunResult {
+        let part = home(name + ".part")
+        let process = try BackgroundProcess.start(try rescueboxBinary(), ["ftpput", "-c", "\(server.urlBase)/\(name)", local],
+                                                  environment: environment())
+        try waitFor("\(name).part beyond \(bytes) bytes while ftpput -c sends",
+                    detail: { "\(fileSize(part)) bytes; ftpput: \(process.stderr)" }) {
+            fileSize(part) > bytes || !process.isRunning
+        }
+        guard process.isRunning else {
+            throw prerequisiteFailed("ftpput -c ended before the interrupt (\(fileSize(part)) bytes in \(name).part): \(process.stderr)")
+        }
+        process.signal(SIGINT)
+        let result = try process.wait(timeout: 60)
+        let server = self.server!
+        try waitFor("the server's session to end", detail: { "sessions \(server.sessionProcesses())" }) {
+            server.sessionProcesses().isEmpty
+        }
+        return result
+    }
+
+    /// The file at `path` is the first N bytes of `source`, N >= `minimum`; returns N.
+    @discardableResult
+    private func assertPrefix(_ path: String, of source: Data, atLeast minimum: Int, _ when: String,
+                              file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw prerequisiteFailed("\(when): \(path) is gone", file: file, line: line)
+        }
+        XCTAssertGreaterThanOrEqual(data.count, minimum, "\(when): \(path) shrank", file: file, line: line)
+        XCTAssertLessThanOrEqual(data.count, source.count, "\(when): \(path) is longer than the source", file: file, line: line)
+        XCTAssertTrue(data == source.prefix(data.count), "\(when): \(path) is not the source's first \(data.count) bytes",
+                      file: file, line: line)
+        return data.count
+    }
+
+    /// `ftpput -c NAME LOCAL` completes from the `offset` bytes in NAME.part:
+    /// NAME's sha256 is LOCAL's, no .part remains. Returns ftpput's result.
+    @discardableResult
+    private func assertResumeCompletes(_ name: String, _ local: String, from offset: Int,
+                                       file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
+        let r = try run("ftpput", ["-c", "\(server.urlBase)/\(name)", local])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("resuming ftp://\(server.hostPort)/\(name) at byte \(offset)"), r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("(resumed at \(offset))"), r.stderr, file: file, line: line)
+        XCTAssertEqual(try shOK("sha256sum < '\(home(name))'"), try shOK("sha256sum < '\(local)'"),
+                       "\(name) on the server differs from the source", file: file, line: line)
+        XCTAssertFalse(exists(home(name + ".part")), "\(name).part left behind", file: file, line: line)
+        return r
     }
 
     func testNetrc() throws {

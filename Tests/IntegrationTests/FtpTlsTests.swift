@@ -274,7 +274,7 @@ final class FtpTlsTests: XCTestCase {
         let part = server.home + "/disk.lzo.part"
         try waitFor("the upload under way (\(part) >= 1 MiB)") {
             guard backup.isRunning else { throw prerequisiteFailed("backup ended before the session could be killed: \(backup.stderr)") }
-            return ((try? FileManager.default.attributesOfItem(atPath: part)[.size] as? Int) ?? 0) ?? 0 >= 1 << 20
+            return fileSize(part) >= 1 << 20
         }
         XCTAssertTrue(backup.isRunning, "backup ended before the session could be killed")
         try shOK("for p in $(pgrep -P \(server.pid)); do pkill -9 -P $p; kill -9 $p; done; true")

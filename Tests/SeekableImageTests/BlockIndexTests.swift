@@ -26,7 +26,7 @@ final class BlockIndexTests: XCTestCase {
     }
 
     func testIndexOfLzopFilesMatchesTheirBlocks() throws {
-        let dir = try TempDir()
+        let dir = TempDir()
         for (level, extra) in [("-1", []), ("-3", ["--crc32"]), ("-9", []), ("-3", ["-F"])] as [(String, [String])] {
             let (path, data) = try lzopFile(dir, level: level, extra: extra)
             let file = try OpenFile.open(path, .readOnly)
@@ -70,7 +70,7 @@ final class BlockIndexTests: XCTestCase {
     /// again, it is decoded again, with the same bytes); a block only
     /// partly read stays (read again, a hit).
     func testBlocksReadWhollyLeaveTheCache() throws {
-        let dir = try TempDir()
+        let dir = TempDir()
         let (path, data) = try lzopFile(dir, level: "-1")
         let access = try LzopFileAccess(try OpenFile.open(path, .readOnly))
         let index = try LzopBlockIndex.build(access)
@@ -98,7 +98,7 @@ final class BlockIndexTests: XCTestCase {
     }
 
     func testConcatenatedMembersAndVaryingBlocksAreRefused() throws {
-        let dir = try TempDir()
+        let dir = TempDir()
         let (path, _) = try lzopFile(dir, level: "-1")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let twice = dir.file("twice.lzo")
@@ -141,7 +141,7 @@ final class BlockIndexTests: XCTestCase {
     }
 
     func testCorruptBlockFailsOnlyItsRange() throws {
-        let dir = try TempDir()
+        let dir = TempDir()
         let (path, data) = try lzopFile(dir, level: "-1")
         let access0 = try LzopFileAccess(try OpenFile.open(path, .readOnly))
         let index = try LzopBlockIndex.build(access0)

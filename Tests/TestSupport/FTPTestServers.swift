@@ -132,6 +132,17 @@ extension TestFTPServer {
         return kind != .proftpd || scripted.options.allowStoreRestart
     }
 
+    /// A file in the home that the server's user owns, as if an earlier
+    /// session had stored it.
+    public func storeAsServerUser(_ name: String, _ data: Data) throws {
+        let path = home + "/" + name
+        try data.write(to: URL(fileURLWithPath: path))
+        var st = stat()
+        guard stat(home, &st) == 0, chown(path, st.st_uid, st.st_gid) == 0 else {
+            throw FTPServerError.didNotStart("cannot give \(path) to the server's user")
+        }
+    }
+
     /// A file in the home that the server's user may not write (root's, mode
     /// 0444), in a directory it may write: STOR on it is refused.
     public func putReadOnlyFile(_ name: String, _ contents: Data) throws {

@@ -379,6 +379,18 @@ public func requireRoot(_ why: String) throws {
     guard getuid() == 0 else { throw XCTSkip("needs root: \(why)") }
 }
 
+/// The size of the file at `path`, -1 when there is none (for polling a file that grows).
+public func fileSize(_ path: String) -> Int {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int(st.st_size) : -1
+}
+
+/// The lines of a program's stderr, empty ones dropped (an interrupt or a
+/// finished progress meter starts a new line first).
+public func nonEmptyLines(_ text: String) -> [String] {
+    text.split(separator: "\n").map { String($0) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+}
+
 /// A temporary directory removed when the object goes away.
 public final class TempDir {
     public let path: String
