@@ -283,11 +283,12 @@ func formatSeconds(_ seconds: Double) -> String {
 }
 
 /// What a download that is ended early may have in flight past the bytes
-/// wanted (FTPClient.rangedReceiveLimit). A short read gets the small
-/// receive buffer and small segments; a long one (a run of blocks read
-/// ahead for a sequential reader) gets a receive buffer of a quarter of its
-/// size (at most 4 MiB) and full-size segments, so it streams and still
-/// overshoots by at most about a quarter.
+/// wanted (FTPClient.rangedReceiveLimit). A read of less than 64 receive
+/// buffers (8 MiB for 128 KiB) gets the small receive buffer and small
+/// segments, which also keep the server's send buffer small; a long one (a
+/// run of blocks read ahead for a sequential reader) gets a receive buffer
+/// of a quarter of its size (at most 4 MiB) and full-size segments, so it
+/// streams, and what the server sends past its end stays a small part.
 public struct RangedReceiveLimit: Sendable, Equatable {
     public var receiveBuffer: Int
     public var segmentSize: Int
@@ -298,7 +299,7 @@ public struct RangedReceiveLimit: Sendable, Equatable {
 
     /// The socket options for a transfer that reads `expected` bytes.
     public func socketLimit(forBytes expected: Int?) -> (receiveBuffer: Int, segmentSize: Int?) {
-        guard let expected, expected >= 8 * receiveBuffer else { return (receiveBuffer, segmentSize) }
+        guard let expected, expected >= 64 * receiveBuffer else { return (receiveBuffer, segmentSize) }
         return (min(expected / 4, 4 << 20), nil)
     }
 }

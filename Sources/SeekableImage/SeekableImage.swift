@@ -29,11 +29,13 @@ public struct SeekableImageOptions: Sendable {
     /// Worker threads for read-ahead (decoding on all cores).
     public var threads: Int = WorkerThread.onlineProcessors
     /// Most blocks one source read covers (one FTP transfer: fewer,
-    /// longer transfers cost the server and us less per byte).
-    public var runBlocks: Int = 64
+    /// longer transfers cost the server and us less per byte), and most
+    /// compressed bytes (the run's buffer).
+    public var runBlocks: Int = 128
+    public var runBytes: UInt64 = 16 << 20
     /// Blocks read ahead of a sequential reader (at most half the cache;
     /// runs are then at most a quarter of that).
-    public var readAheadBlocks: Int = 256
+    public var readAheadBlocks: Int = 512
     public init() {}
 }
 
@@ -212,19 +214,28 @@ public final class SeekableImage: @unchecked Sendable {
         }
     }
 
+    /// `blocks` (ascending) as runs of adjacent blocks, each at most
+    /// runBlocks blocks and (past its first block) runBytes compressed bytes.
+    private func runs(of blocks: [Int]) -> [[Int]] {
+        var runs: [[Int]] = []
+        var run: [Int] = []
+        for b in blocks {
+            if let first = run.first, let last = run.last,
+               last + 1 != b || run.count >= runBlocks
+                || index.blockOffsets[b] + index.compressedLength(b) - index.blockOffsets[first] > options.runBytes {
+                runs.append(run)
+                run = []
+            }
+            run.append(b)
+        }
+        if !run.isEmpty { runs.append(run) }
+        return runs
+    }
+
     /// Fetches and decodes `blocks` (ascending), in runs of adjacent blocks.
     private func fetch(_ blocks: [Int]) throws {
-        var runs: [[Int]] = []
-        for b in blocks {
-            if var run = runs.last, run.last! + 1 == b, run.count < runBlocks {
-                run.append(b)
-                runs[runs.count - 1] = run
-            } else {
-                runs.append([b])
-            }
-        }
         var firstError: Error?
-        for run in runs {
+        for run in runs(of: blocks) {
             do { try fetchRun(run) } catch { if firstError == nil { firstError = error } }
         }
         if let firstError { throw firstError }
@@ -326,15 +337,7 @@ public final class SeekableImage: @unchecked Sendable {
             return queue
         }
         guard let q else { return }
-        var run: [Int] = []
-        for b in wanted {
-            if let last = run.last, last + 1 != b || run.count >= runBlocks {
-                q.push(run)
-                run = []
-            }
-            run.append(b)
-        }
-        if !run.isEmpty { q.push(run) }
+        for run in runs(of: wanted) { q.push(run) }
     }
 
     /// Called with the monitor held.

@@ -215,9 +215,9 @@ final class RangedReceiveLimitTests: XCTestCase {
         let limit = RangedReceiveLimit(receiveBuffer: 128 << 10, segmentSize: 4096)
         XCTAssertTrue(limit.socketLimit(forBytes: nil) == (128 << 10, 4096))
         XCTAssertTrue(limit.socketLimit(forBytes: 300_000) == (128 << 10, 4096))
-        XCTAssertTrue(limit.socketLimit(forBytes: (1 << 20) - 1) == (128 << 10, 4096))
-        XCTAssertTrue(limit.socketLimit(forBytes: 1 << 20) == (256 << 10, nil))
-        XCTAssertTrue(limit.socketLimit(forBytes: 6 << 20) == (1536 << 10, nil))
+        XCTAssertTrue(limit.socketLimit(forBytes: (8 << 20) - 1) == (128 << 10, 4096))
+        XCTAssertTrue(limit.socketLimit(forBytes: 8 << 20) == (2 << 20, nil))
+        XCTAssertTrue(limit.socketLimit(forBytes: 10 << 20) == (2560 << 10, nil))
         XCTAssertTrue(limit.socketLimit(forBytes: 1 << 30) == (4 << 20, nil), "at most 4 MiB")
     }
 }
