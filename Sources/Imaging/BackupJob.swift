@@ -130,16 +130,24 @@ public final class BackupJob {
         let upload = ResumableUpload(target: target, idleLimit: options.idleLimit)
         uploader = upload
         let headerBytes = header.bytes()
-        let stopKeepAlive = Mutex(false)
+        // A NOOP every second on a paused session; woken at once to stop
+        // (the job's end must not wait for a sleeping thread).
+        let keepAliveState = Monitor()
+        var stopKeepAlive = false
         let keepAlive = WorkerThread {
-            var tick = 0
-            while !stopKeepAlive.withLock({ $0 }) {
-                usleep(100_000)
-                tick += 1
-                if tick % 10 == 0 && !stopKeepAlive.withLock({ $0 }) { upload.keepAlive() }
+            while true {
+                let stop = keepAliveState.locked {
+                    if !stopKeepAlive { keepAliveState.wait(seconds: 1) }
+                    return stopKeepAlive
+                }
+                if stop { return }
+                upload.keepAlive()
             }
         }
-        defer { stopKeepAlive.withLock { $0 = true }; keepAlive.join() }
+        defer {
+            keepAliveState.locked { stopKeepAlive = true; keepAliveState.broadcast() }
+            keepAlive.join()
+        }
 
         var attempt = 0
         var everTransferred = false

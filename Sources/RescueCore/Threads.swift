@@ -39,7 +39,13 @@ public final class Monitor: @unchecked Sendable {
 
     public init() {
         pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
+        // Timed waits run on the monotonic clock (a clock step must not
+        // stretch or cut them).
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&cond, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
     deinit {
         pthread_cond_destroy(&cond)
@@ -54,6 +60,15 @@ public final class Monitor: @unchecked Sendable {
 
     /// Call with the lock held (inside `locked`).
     public func wait() { pthread_cond_wait(&cond, &mutex) }
+    /// Like `wait`, but returns after `seconds` at the latest.
+    public func wait(seconds: Double) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let nanoseconds = Int(deadline.tv_nsec) + Int(seconds * 1e9)
+        deadline.tv_sec += nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_cond_timedwait(&cond, &mutex, &deadline)
+    }
     public func broadcast() { pthread_cond_broadcast(&cond) }
 }
 
