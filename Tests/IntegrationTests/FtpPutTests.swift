@@ -259,12 +259,7 @@ final class FtpPutTests: FtpTestCase {
         XCTAssertFalse(exists(home("big.iso")))
 
         // Second run: resumes at `earlier`, Ctrl-C while its own bytes land.
-        let second = try interruptResumingUpload("big.iso", dir.file("big.iso"), onceThePartExceeds: earlier + (256 << 10))
-        XCTAssertEqual(second.status, 130, second.stderr)
-        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/big.iso at byte \(earlier)",
-                                              "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
-        let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
-        XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
+        let kept = try interruptResume("big.iso", dir.file("big.iso"), from: earlier, payload: payload)
         XCTAssertFalse(exists(home("big.iso")))
 
         // Third run: completes from what the second left.
@@ -283,19 +278,29 @@ final class FtpPutTests: FtpTestCase {
         let earlier = 1_500_000
         try server.storeAsServerUser("disk.img", older)
         try server.storeAsServerUser("disk.img.part", payload.prefix(earlier))
-        let part = home("disk.img.part")
 
-        let second = try interruptResumingUpload("disk.img", dir.file("disk.img"), onceThePartExceeds: earlier + (256 << 10))
-        XCTAssertEqual(second.status, 130, second.stderr)
-        XCTAssertEqual(nonEmptyLines(second.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/disk.img at byte \(earlier)",
-                                              "rescuebox ftpput: interrupted by SIGINT"], second.stderr)
-        let kept = try assertPrefix(part, of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
-        XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late")
+        let kept = try interruptResume("disk.img", dir.file("disk.img"), from: earlier, payload: payload)
         XCTAssertEqual(FileManager.default.contents(atPath: home("disk.img")), older,
                        "the interrupted resume changed the server's existing disk.img")
 
         let done = try assertResumeCompletes("disk.img", dir.file("disk.img"), from: kept)
         XCTAssertTrue(done.stderr.contains("replaced an existing 700001-byte disk.img"), done.stderr)
+    }
+
+    /// A `-c` run resuming NAME.part at `earlier`, interrupted once 256 KiB
+    /// of its own have landed: exit 130, the resume notice and the interrupt
+    /// line only, and NAME.part still a prefix of `payload`, longer than
+    /// before and short of the end. Returns its length.
+    private func interruptResume(_ name: String, _ local: String, from earlier: Int, payload: Data,
+                                 file: StaticString = #filePath, line: UInt = #line) throws -> Int {
+        let run = try interruptResumingUpload(name, local, onceThePartExceeds: earlier + (256 << 10))
+        XCTAssertEqual(run.status, 130, run.stderr, file: file, line: line)
+        XCTAssertEqual(nonEmptyLines(run.stderr), ["rescuebox ftpput: resuming ftp://\(server.hostPort)/\(name) at byte \(earlier)",
+                                           "rescuebox ftpput: interrupted by SIGINT"], run.stderr, file: file, line: line)
+        let kept = try assertPrefix(home(name + ".part"), of: payload, atLeast: earlier + (256 << 10), "after the interrupted resume")
+        XCTAssertLessThan(kept, payload.count, "the interrupted resume had sent everything: the interrupt came too late",
+                          file: file, line: line)
+        return kept
     }
 
     /// Big enough that both interrupted runs, and what the server drains from
