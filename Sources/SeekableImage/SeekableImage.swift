@@ -82,17 +82,15 @@ public final class SeekableImage: @unchecked Sendable {
     /// Bytes of each cached block handed out so far (drop-behind).
     private var served: [Int: Int] = [:]
     /// What all-zero blocks (stored without data) read as.
-    private lazy var zeroBlock: AlignedBuffer = {
-        let zeros = AlignedBuffer(capacity: max(1, index.blockSize))
-        memset(zeros.pointer, 0, zeros.capacity)
-        return zeros
-    }()
+    private let zeroBlock: AlignedBuffer
 
     public init(source: LzopRandomAccess, index: LzopBlockIndex, name: String, options: SeekableImageOptions = SeekableImageOptions()) {
         self.source = source
         self.index = index
         self.name = name
         self.options = options
+        zeroBlock = AlignedBuffer(capacity: max(1, index.blockSize))
+        memset(zeroBlock.pointer, 0, zeroBlock.capacity)
         cacheBlocks = max(options.cacheBytes / max(1, index.blockSize), 64)
         readAheadBlocks = min(options.readAheadBlocks, cacheBlocks / 2)
         runBlocks = max(1, min(options.runBlocks, max(4, readAheadBlocks) / 4))
