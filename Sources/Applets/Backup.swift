@@ -121,7 +121,7 @@ public struct Backup: ParsableCommand, NormalizesArguments, VerboseApplet {
         options.force = force
         options.compression = LzopCompressionOptions(level: level.rawValue)
         options.threads = imaging.workerThreads
-        options.requestSize = imaging.requestSize(default: 4 << 20)
+        options.requestSize = imaging.requestSize
         options.direct = imaging.direct
         options.noError = imaging.noError
         options.retries = retries

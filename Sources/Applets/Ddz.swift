@@ -166,7 +166,7 @@ public struct Ddz: ParsableCommand, VerboseApplet {
         let badBytes = try DdzCompressJob(
             input: input == "-" ? nil : input, output: output == "-" ? nil : output,
             options: LzopCompressionOptions(level: level.rawValue, crc32: crc32, dataChecksums: !noChecksum),
-            threads: imaging.workerThreads, requestSize: imaging.requestSize(default: 4 << 20),
+            threads: imaging.workerThreads, requestSize: imaging.requestSize,
             skip: skip?.bytes ?? 0, count: count?.bytes, direct: imaging.direct, noError: imaging.noError,
             badMap: badMap, progress: imaging.report.progress, force: force, used: used, usedMap: usedMap
         ).run()

@@ -23,7 +23,7 @@ public struct ImagingOptions<Wording: VerboseWording>: ParsableArguments {
 
     public func validate() throws {
         try validateThreads(threads)
-        if let bs, bs.bytes < 4096 || bs.bytes % 4096 != 0 || bs.bytes > 64 << 20 {
+        if let bs, !DiskReader.isValidRequestSize(bs.bytes) {
             throw ValidationError("--bs must be a multiple of 4K between 4K and 64M, not \(bs.bytes)")
         }
     }
@@ -31,8 +31,8 @@ public struct ImagingOptions<Wording: VerboseWording>: ParsableArguments {
     /// --threads, or one per online CPU.
     public var workerThreads: Int { threads ?? WorkerThread.onlineProcessors }
 
-    /// --bs, or the applet's default.
-    public func requestSize(default size: Int) -> Int { bs.map { Int($0.bytes) } ?? size }
+    /// --bs, or DiskReader's default.
+    public var requestSize: Int { bs.map { Int($0.bytes) } ?? DiskReader.defaultRequestSize }
 
     /// O_DIRECT unless --no-direct.
     public var direct: Bool { !noDirect }

@@ -15,7 +15,7 @@ public struct BackupOptions {
     public var upload: UploadTarget?
     public var compression = LzopCompressionOptions(level: 1)
     public var threads = WorkerThread.onlineProcessors
-    public var requestSize = 4 << 20
+    public var requestSize = DiskReader.defaultRequestSize
     public var direct = true
     public var noError = false
     public var retries = 5

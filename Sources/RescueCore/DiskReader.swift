@@ -128,15 +128,24 @@ public final class DiskReader {
         if !isStandardInput { try? file.close() }
     }
 
+    /// The request size when none is given (`--bs`).
+    public static let defaultRequestSize = 4 << 20
+
+    /// Whether `size` can be a request size: a multiple of 4 KiB from 4 KiB
+    /// to 64 MiB.
+    public static func isValidRequestSize(_ size: UInt64) -> Bool {
+        size >= 4096 && size % 4096 == 0 && size <= 64 << 20
+    }
+
     /// Opens `path` (nil or "-": standard input) for reading from absolute
     /// offset `skip`, at most `count` bytes, in requests of `requestSize`
     /// bytes (a multiple of 4 KiB). `direct` tries O_DIRECT for block devices
     /// and regular files. `startOffset` positions the reader at that input
     /// offset (resume).
     public static func open(_ path: String?, skip: UInt64 = 0, count: UInt64? = nil,
-                            requestSize: Int = 4 << 20, direct: Bool = true,
+                            requestSize: Int = defaultRequestSize, direct: Bool = true,
                             startOffset: UInt64 = 0) throws -> DiskReader {
-        guard requestSize >= 4096, requestSize % 4096 == 0, requestSize <= 64 << 20 else {
+        guard requestSize > 0, isValidRequestSize(UInt64(requestSize)) else {
             throw RescueError.usage("block size must be a multiple of 4 KiB between 4 KiB and 64 MiB, not \(requestSize)")
         }
         let stdin = path == nil || path == "-"
@@ -451,7 +460,7 @@ public final class DiskReader {
         guard length > 0 else { return }
         if !knownBad && tryRead(pieces: pieces, from: from, to: to, at: at) { return }
         if length <= sectorSize {
-            for v in Self.slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+            Self.zero(pieces, from: from, to: to)
             recordBad(offset: skip + at + UInt64(from), length: UInt64(length))
             return
         }
@@ -463,7 +472,7 @@ public final class DiskReader {
         let split = from + Int(mid - absFrom)
         if split >= to {
             // Shorter than a sector after alignment: treat as one sector.
-            for v in Self.slices(pieces, from: from, to: to) { memset(v.iov_base, 0, v.iov_len) }
+            Self.zero(pieces, from: from, to: to)
             recordBad(offset: absFrom, length: UInt64(length))
             return
         }
@@ -488,21 +497,11 @@ public final class DiskReader {
                 return false
             }
             if n == 0 {
-                for i in first..<iov.count { memset(iov[i].iov_base, 0, iov[i].iov_len) }
+                Self.zero(pieces, from: from + done, to: to)
                 return true
             }
             done += n
-            var consumed = n
-            while consumed > 0 && first < iov.count {
-                if consumed >= iov[first].iov_len {
-                    consumed -= iov[first].iov_len
-                    first += 1
-                } else {
-                    iov[first].iov_base = iov[first].iov_base! + consumed
-                    iov[first].iov_len -= consumed
-                    consumed = 0
-                }
-            }
+            iov.withUnsafeMutableBufferPointer { v in Self.advance(v.baseAddress!, count: v.count, first: &first, by: n) }
         }
         return true
     }
