@@ -3,7 +3,7 @@ import RescueCore
 import ZeroFill
 
 public struct ZeroFillCommand: ParsableCommand, VerboseApplet {
-    public var isVerbose: Bool { reporting.verbose }
+    public var isVerbose: Bool { report.verbose }
 
     public static let configuration = CommandConfiguration(
         commandName: "zerofill",
@@ -56,7 +56,7 @@ public struct ZeroFillCommand: ParsableCommand, VerboseApplet {
     @Flag(name: [.customShort("f"), .customLong("force")], help: "Fill even where zeros may not overwrite free space (ZFS, bcachefs, btrfs without no-copy-on-write).")
     var force = false
 
-    @OptionGroup var reporting: ReportOptions<LocalWording>
+    @OptionGroup var report: ReportOptions<LocalWording>
 
     @Argument(help: "A directory on the mounted filesystem to clean.")
     var directory: String
@@ -79,7 +79,7 @@ public struct ZeroFillCommand: ParsableCommand, VerboseApplet {
         printVerbose("\(directory): \(survey.kind.name), \(formatBytes(survey.usableBytes)) free, block size \(survey.blockSize)")
         var total = survey.usableBytes > options.reserve ? survey.usableBytes - options.reserve : 0
         if let maximum = options.maximum { total = min(total, maximum) }
-        let meter = ProgressMeter(label: "zerofill", total: total, forced: reporting.progress)
+        let meter = ProgressMeter(label: "zerofill", total: total, forced: report.progress)
         let report = try filler.run(progress: meter)
         var line = summaryLine(bytes: report.bytesZeroed, seconds: report.seconds, verb: "zeroed")
         if report.files > 1 { line += " in \(report.files) files" }

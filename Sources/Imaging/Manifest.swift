@@ -94,7 +94,8 @@ public enum DeviceInfo {
         var name = utsname()
         uname(&name)
         let host = withUnsafeBytes(of: name.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let device = baseName(source).isEmpty ? "disk" : baseName(source)
+        let last = baseName(source)
+        let device = last.isEmpty ? "disk" : last
         var time = time_t(now)
         var tm = Glibc.tm()
         localtime_r(&time, &tm)

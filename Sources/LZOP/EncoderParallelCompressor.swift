@@ -123,7 +123,7 @@ public final class ParallelCompressor {
         }
 
         let readerThread = WorkerThread { [firstBlock] in
-            Self.readLoop(reader: reader, pool: pool, work: work, state: state,
+            Self.readLoop(reader: reader, depth: depth, pool: pool, work: work, state: state,
                           blockSize: blockSize, firstIndex: firstBlock)
         }
         var workers: [WorkerThread] = []
@@ -185,13 +185,12 @@ public final class ParallelCompressor {
         reader.requestSize % blockSize == 0 && reader.requestSize <= 16 << 20 ? reader.readAheadDepth : 1
     }
 
-    private static func readLoop(reader: DiskReader, pool: BlockingQueue<CompressSlot>, work: BlockingQueue<CompressSlot>,
+    private static func readLoop(reader: DiskReader, depth: Int, pool: BlockingQueue<CompressSlot>, work: BlockingQueue<CompressSlot>,
                                  state: PipelineState, blockSize: Int, firstIndex: UInt64) {
         var index = firstIndex
         var filling: CompressSlot? = nil   // a block partly filled by earlier requests (--bs < 256K)
         // Requests queued with the reader, oldest first: their slots and buffers.
         var queued: [(parts: [CompressSlot], buffers: [UnsafeMutableRawBufferPointer])] = []
-        let depth = readDepth(reader: reader, blockSize: blockSize)
         let requested = reader.requestSize
         defer { reader.endReadAhead() }
         do {

@@ -157,9 +157,9 @@ public final class SeekableImage: @unchecked Sendable {
     /// Drop-behind: a block whose every byte has been handed out (a
     /// sequential reader went past it) leaves the cache at once. A long
     /// sequential read then neither pushes out the blocks random readers
-    /// use nor decodes into cold memory; the kernel's page cache keeps
-    /// what it read for re-reads, and a read of a dropped block decodes it
-    /// again.
+    /// use nor decodes into cold memory; a read of a dropped block decodes
+    /// it again (with `mount --page-cache` the kernel keeps what was read
+    /// for re-reads).
     private func dropBehind(_ range: ClosedRange<Int>, from offset: UInt64, to end: UInt64) {
         let bs = UInt64(index.blockSize)
         monitor.locked {

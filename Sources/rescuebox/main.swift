@@ -9,7 +9,8 @@ import Glibc
 
 let version = rescueboxVersion
 let argv = processArguments()
-let invokedAs = baseName(argv.first ?? "").isEmpty ? "rescuebox" : baseName(argv.first!)
+let calledAs = baseName(argv.first ?? "")
+let invokedAs = calledAs.isEmpty ? "rescuebox" : calledAs
 
 if let type = applet(named: invokedAs) {
     runApplet(type, arguments: Array(argv.dropFirst()))
