@@ -20,6 +20,8 @@ final class PartitionTableTests: XCTestCase {
     let tmp = TempDir("rescuebox-ptable")
     let mib: UInt64 = 1 << 20
 
+    override func tearDown() { tmp.remove() }
+
     func image(_ name: String, mib count: UInt64) throws -> String {
         let path = tmp.file(name)
         try shOK("truncate -s \(count)M '\(path)'")

@@ -8,6 +8,8 @@ import XCTest
 final class UsedMapTests: XCTestCase {
     let tmp = TempDir("rescuebox-usedmap")
 
+    override func tearDown() { tmp.remove() }
+
     func map(_ path: String) throws -> UsedMap { try buildUsedMap(path: path, name: "img") }
 
     func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {

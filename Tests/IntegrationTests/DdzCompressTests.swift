@@ -16,6 +16,8 @@ final class DdzCompressTests: XCTestCase {
         dir = TempDir("ddz-it")
     }
 
+    override func tearDown() { dir = nil }
+
     func text(_ count: Int) -> Data {
         var out = Data()
         var i = 0

@@ -51,6 +51,7 @@ final class FtpTlsTests: XCTestCase {
     override func tearDown() {
         for s in servers { s.stop() }
         servers = []
+        certs = nil
     }
 
     func start(_ options: [String]) throws -> VsftpdServer {

@@ -30,6 +30,7 @@ final class UsedImagingTests: XCTestCase {
     override func tearDown() {
         for l in loops.reversed() { _ = try? sh("umount -l '\(tmp.path)'/m* 2>/dev/null; losetup -d \(l) 2>/dev/null") }
         loops.removeAll()
+        tmp.remove()
     }
 
     func attach(_ image: String, offset: UInt64 = 0, size: UInt64? = nil, readOnly: Bool = false) throws -> String {

@@ -21,6 +21,8 @@ final class CompressIdentityTests: XCTestCase {
         }
     }
 
+    override func tearDown() { dir = nil }
+
     func check(_ options: LzopCompressionOptions, only names: Set<String>? = nil,
                file: StaticString = #filePath, line: UInt = #line) throws {
         for (name, path) in files where names?.contains(name) ?? true {

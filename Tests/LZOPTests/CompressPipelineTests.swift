@@ -19,6 +19,8 @@ final class CompressPipelineTests: XCTestCase {
         try data.write(to: URL(fileURLWithPath: path))
     }
 
+    override func tearDown() { dir = nil }
+
     func testDeterministicAcrossThreadsPoolsAndRequestSizes() throws {
         let options = LzopCompressionOptions(level: 1)
         let (reference, summary) = try compressFile(path, options: options, threads: 1)

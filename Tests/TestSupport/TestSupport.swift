@@ -3,6 +3,7 @@
 // waiting for events, temp dirs, root/loop checks.
 import Foundation
 import Glibc
+import Synchronization
 import XCTest
 
 public struct RunResult {
@@ -391,12 +392,45 @@ public func nonEmptyLines(_ text: String) -> [String] {
     text.split(separator: "\n").map { String($0) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
 }
 
-/// A temporary directory removed when the object goes away.
+/// A temporary directory, removed by `remove()`, when the object goes away,
+/// or at the latest when the test process exits: XCTest keeps every test
+/// case object (and so a TempDir stored in one) alive until the end of the
+/// run, so classes that store one remove it in tearDown. A directory with
+/// something still mounted under it is left alone (never delete through a
+/// mount), with a warning.
 public final class TempDir {
     public let path: String
     public init(_ prefix: String = "rescuebox-test", under base: String = "/var/tmp") {
         var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
         path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        _ = TempDir.sweepAtExit
+        TempDir.live.withLock { _ = $0.insert(path) }
+    }
+
+    /// Removes the directory and everything in it (once).
+    public func remove() {
+        guard TempDir.live.withLock({ $0.remove(path) != nil }) else { return }
+        TempDir.removeTree(path)
+    }
+
+    private static let live = Mutex(Set<String>())
+    private static let sweepAtExit: Void = { atexit { TempDir.removeLeftovers() } }()
+
+    private static func removeLeftovers() {
+        for path in live.withLock({ live in defer { live.removeAll() }; return live }) { removeTree(path) }
+    }
+
+    private static func removeTree(_ path: String) {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounted = mounts.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 4 && (fields[4] == path || fields[4].hasPrefix(path + "/"))
+        }
+        if mounted {
+            FileHandle.standardError.write(Data("TempDir: \(path) left in place: something is still mounted under it\n".utf8))
+            return
+        }
+        try? FileManager.default.removeItem(atPath: path)
     }
     public func file(_ name: String) -> String { "\(path)/\(name)" }
     /// Writes `count` pseudo-random bytes (`pseudoRandomBytes`) to `name` here and returns them.
@@ -405,7 +439,7 @@ public final class TempDir {
         try data.write(to: URL(fileURLWithPath: file(name)))
         return data
     }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit { remove() }
 }
 
 /// The seed `pseudoRandomBytes` uses unless told.
