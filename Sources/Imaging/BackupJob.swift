@@ -161,11 +161,19 @@ public final class BackupJob {
         var resumeRefused = false
         while true {
             var transferring = false
+            var opening: OverlappedOpen?
             do {
-                try upload.connect()
                 // Where to start: 0 the first time; later what the server holds.
                 var offset: UInt64 = 0
-                if attempt > 0 {
+                if attempt == 0 {
+                    // The first session logs in and opens its STOR on its own
+                    // thread while the compressor starts.
+                    opening = OverlappedOpen(inner: upload) {
+                        try upload.connect()
+                        try upload.begin(at: 0)
+                    }
+                } else {
+                    try upload.connect()
                     switch try upload.serverHolds() {
                     case .bytes(let n): offset = n
                     case .absent: offset = 0
@@ -182,25 +190,25 @@ public final class BackupJob {
                         bestHeld = max(bestHeld ?? 0, offset)
                     }
                     if offset < UInt64(headerBytes.count) || resumeRefused { offset = 0 }
-                }
-                judgedAtFailure = false
-                if offset > 0 {
-                    do {
-                        try upload.begin(at: offset)
-                    } catch let error as RescueError where error.kind == .resumeRefused {
-                        printError("\(target.displayName): \(error.reason); sending the image again from the start")
-                        resumeRefused = true
-                        offset = 0
+                    judgedAtFailure = false
+                    if offset > 0 {
+                        do {
+                            try upload.begin(at: offset)
+                        } catch let error as RescueError where error.kind == .resumeRefused {
+                            printError("\(target.displayName): \(error.reason); sending the image again from the start")
+                            resumeRefused = true
+                            offset = 0
+                        }
                     }
+                    if offset == 0 { try upload.begin(at: 0) }
+                    transferring = true
+                    everTransferred = true
                 }
                 let (block, blockStart) = resumePoint(for: offset, headerLength: UInt64(headerBytes.count))
-                if attempt > 0 && offset > 0 {
+                if offset > 0 {
                     printError("resuming at byte \(offset) (block \(block), source offset \(block * UInt64(LzopFormat.blockSize)))")
                 }
-                if offset == 0 { try upload.begin(at: 0) }
-                transferring = true
-                everTransferred = true
-                let sink = RegeneratingSink(inner: upload, position: offset == 0 ? 0 : blockStart, skipUntil: offset,
+                let sink = RegeneratingSink(inner: opening ?? upload, position: offset == 0 ? 0 : blockStart, skipUntil: offset,
                                             hash: options.manifest ? { [unowned self] in hash($0, at: $1) } : nil)
                 if let blocks = totalBlocks, block >= blocks {
                     // Every block is on the server: at most the end marker is missing.
@@ -218,10 +226,22 @@ public final class BackupJob {
                     inputBytes = reader.position
                     totalBlocks = UInt64(frameLengths.count)
                 }
+                try opening?.waitUntilOpen()
                 let outcome = try upload.complete()
                 return BackupResult(inputBytes: inputBytes, outputBytes: outcome.size, seconds: 0, reconnects: attempt,
                                     badBytes: 0, sha256: options.manifest ? hasher.finalizeHex() : nil, upload: outcome)
             } catch {
+                var error = error
+                if let opening {
+                    // A failed login or STOR is reported as such (nothing was
+                    // open to retry); else the transfer was open when it failed.
+                    if let openError = opening.openError() {
+                        error = openError
+                    } else {
+                        transferring = true
+                        everTransferred = true
+                    }
+                }
                 let rescue = error as? RescueError ?? RescueError(target.displayName, "upload", "\(error)")
                 var retry = !Cleanup.isInterrupted && reader.isSeekable && everTransferred && attempt < options.retries
                     && BackupJob.isWorthRetrying(rescue, transferring: transferring)

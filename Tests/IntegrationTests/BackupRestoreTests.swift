@@ -25,6 +25,43 @@ final class BackupRestoreTests: XCTestCase {
         return env
     }
 
+    /// The first session logs in while the compressor already runs
+    /// (OverlappedOpen): a refused login, an unreachable server and a
+    /// refused replacement are still one line, no retry, nothing stored.
+    func testRefusedLoginUnreachableServerAndNoClobberStoreNothing() throws {
+        let bin = try rescueboxBinary()
+        let ftp = try VsftpdServer.start()
+        defer { ftp.stop() }
+        let dir = TempDir()
+        // 64 MiB: far more than the compressor can keep while it waits.
+        try shOK("head -c 64M /dev/urandom > '\(dir.file("src"))'")
+        var env = environment(ftp)
+        env["FTP_PASSWORD"] = "not-the-password"
+        let refused = try runProgram(bin, ["backup", dir.file("src"), "\(ftp.urlBase)/a.lzo"], environment: env)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertEqual(nonEmptyLines(refused.stderr).count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("530"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("reconnecting"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("not-the-password"), refused.stderr)
+
+        let closed = try shOK("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let unreachable = try runProgram(bin, ["backup", dir.file("src"), "ftp://\(ftp.user)@127.0.0.1:\(closed)/a.lzo"],
+                                         environment: environment(ftp))
+        XCTAssertEqual(unreachable.status, 1, unreachable.stderr)
+        XCTAssertEqual(nonEmptyLines(unreachable.stderr).count, 1, unreachable.stderr)
+        XCTAssertTrue(unreachable.stderr.contains("connect to 127.0.0.1:\(closed)"), unreachable.stderr)
+
+        try ftp.storeAsServerUser("kept.lzo", Data("an earlier backup".utf8))
+        let clobber = try runProgram(bin, ["backup", "--no-clobber", dir.file("src"), "\(ftp.urlBase)/kept.lzo"],
+                                     environment: environment(ftp))
+        XCTAssertEqual(clobber.status, 1, clobber.stderr)
+        XCTAssertEqual(nonEmptyLines(clobber.stderr).count, 1, clobber.stderr)
+        XCTAssertEqual(try String(contentsOfFile: ftp.home + "/kept.lzo", encoding: .utf8), "an earlier backup")
+        let left = try FileManager.default.contentsOfDirectory(atPath: ftp.home).sorted()
+        XCTAssertEqual(left, ["kept.lzo"], "nothing else may be stored")
+    }
+
     func testRoundTripBetweenLoopDevicesWithManifest() throws {
         let bin = try rescueboxBinary()
         let ftp = try VsftpdServer.start()
