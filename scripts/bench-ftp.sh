@@ -32,34 +32,50 @@ head -c "$((mb * 1048576))" /dev/urandom >"$src"
 # The source is read from the page cache (warm it; the server root is RAM).
 cat "$src" >/dev/null
 
-# measure CMD... -> "wall user sys" of the command and all its children.
+# measure CMD [PRODUCER] -> "wall cpu own rc": wall time, CPU (user+sys) of
+# the command and all its children, and with PRODUCER (a command whose
+# stdout is piped into CMD, like `cat FILE |`) the CPU of CMD alone ("own",
+# else the same as cpu): the producer costs every client the same.
 measure() {
     python3 - "$@" <<'PY'
-import os, resource, subprocess, sys, time
+import os, subprocess, sys, time
+cmd, producer = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
+null = subprocess.DEVNULL
 t = time.monotonic()
-rc = subprocess.call(["/bin/sh", "-c", sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+feeder = subprocess.Popen(["/bin/sh", "-c", producer], stdout=subprocess.PIPE, stderr=null) if producer else None
+client = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=feeder.stdout if feeder else null, stdout=null, stderr=null)
+if feeder: feeder.stdout.close()
+_, status, own = os.wait4(client.pid, 0)
+client.returncode = os.waitstatus_to_exitcode(status)
+fed = 0.0
+if feeder:
+    _, _, ru = os.wait4(feeder.pid, 0)
+    feeder.returncode = 0
+    fed = ru.ru_utime + ru.ru_stime
 wall = time.monotonic() - t
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.4f %.4f %.4f %d" % (wall, ru.ru_utime, ru.ru_stime, rc))
+mine = own.ru_utime + own.ru_stime
+print("%.4f %.4f %.4f %d" % (wall, mine + fed, mine, client.returncode))
 PY
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A wall cpu
+declare -A wall cpu own
 # Runs each command once per round, the tools interleaved (so a noisy
-# neighbour hits all of them alike); medians over the rounds.
+# neighbour hits all of them alike); medians over the rounds. With
+# producer set, every command reads its stdout (see measure).
+producer=""
 bench() { # NAME=CMD...
     local pair name cmd out r
-    declare -A walls cpus
+    declare -A walls cpus owns
     for r in $(seq 1 "$runs"); do
         for pair in "$@"; do
             name="${pair%%=*}" cmd="${pair#*=}"
             rm -f "$FTP_HOME"/up-* 2>/dev/null || true
-            out="$(measure "$cmd")"
-            read -r w u s rc <<<"$out"
+            out="$(measure "$cmd" ${producer:+"$producer"})"
+            read -r w c o rc <<<"$out"
             if [ "$rc" != 0 ]; then echo "  $name: FAILED (exit $rc)"; continue; fi
-            walls[$name]+="$w "; cpus[$name]+="$(echo "$u $s" | awk '{print $1+$2}') "
+            walls[$name]+="$w "; cpus[$name]+="$c "; owns[$name]+="$o "
         done
     done
     for pair in "$@"; do
@@ -67,18 +83,24 @@ bench() { # NAME=CMD...
         [ -n "${walls[$name]:-}" ] || continue
         wall[$name]="$(printf '%s\n' ${walls[$name]} | median)"
         cpu[$name]="$(printf '%s\n' ${cpus[$name]} | median)"
+        own[$name]="$(printf '%s\n' ${owns[$name]} | median)"
     done
 }
 
-report() { # TITLE BASELINE NAMES...
+report() { # TITLE BASELINE NAMES...   (with producer set: the client's own CPU too)
     local title="$1" base="$2"; shift 2
     printf '\n%s (%d MiB, median of %d)\n' "$title" "$mb" "$runs"
-    printf '  %-30s %9s %10s %9s %12s %10s\n' tool "wall s" "MB/s" "CPU s" "speed/curl" "CPU/curl"
+    local extra=""
+    [ -z "$producer" ] || extra="$(printf ' %9s %10s' "own CPU" "own/curl")"
+    printf '  %-30s %9s %10s %9s %12s %10s%s\n' tool "wall s" "MB/s" "CPU s" "speed/curl" "CPU/curl" "$extra"
     for n in "$@"; do
         [ -n "${wall[$n]:-}" ] || continue
-        awk -v n="$n" -v w="${wall[$n]}" -v c="${cpu[$n]}" -v bw="${wall[$base]:-0}" -v bc="${cpu[$base]:-0}" -v mb="$mb" \
-            'BEGIN { r = (bw > 0 ? bw / w : 0); q = (bc > 0 ? c / bc : 0);
-                     printf "  %-30s %9.3f %10.1f %9.3f %11.2fx %9.2fx\n", n, w, mb * 1.048576 / w, c, r, q }'
+        awk -v n="$n" -v w="${wall[$n]}" -v c="${cpu[$n]}" -v o="${own[$n]}" -v bw="${wall[$base]:-0}" -v bc="${cpu[$base]:-0}" \
+            -v bo="${own[$base]:-0}" -v mb="$mb" -v piped="${producer:+1}" \
+            'BEGIN { r = (bw > 0 ? bw / w : 0); q = (bc > 0 ? c / bc : 0); p = (bo > 0 ? o / bo : 0);
+                     printf "  %-30s %9.3f %10.1f %9.3f %11.2fx %9.2fx", n, w, mb * 1.048576 / w, c, r, q;
+                     if (piped) printf " %9.3f %9.2fx", o, p;
+                     printf "\n" }'
     done
 }
 
@@ -105,11 +127,14 @@ bench "rescuebox ftpput FILE=$rb up-rb $src" "curl -T FILE=curl -sS -T $src $url
 report "Upload from a file" "curl -T FILE" "rescuebox ftpput FILE" "curl -T FILE" "busybox ftpput FILE" \
     "rescuebox FILE (zero-copy)"
 
-bench "rescuebox ftpput (pipe)=cat $src | $rb up-rb -" "curl -T - (pipe)=cat $src | curl -sS -T - $url/up-curl" \
-      "busybox ftpput (pipe)=cat $src | busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb -" \
-      "rescuebox pipe (zero-copy)=cat $src | $zc $rb up-rb -"
-report "Upload from a pipe (cat's CPU included for all)" "curl -T - (pipe)" \
+# From `cat FILE |`: CPU with cat's included, and each client's own.
+producer="cat $src"
+bench "rescuebox ftpput (pipe)=$rb up-rb -" "curl -T - (pipe)=curl -sS -T - $url/up-curl" \
+      "busybox ftpput (pipe)=busybox ftpput -u $FTP_USER -p $FTP_PASS -P $FTP_PORT 127.0.0.1 up-bb -" \
+      "rescuebox pipe (zero-copy)=$zc $rb up-rb -"
+report "Upload from a pipe (cat FILE |; CPU with cat's, own CPU without)" "curl -T - (pipe)" \
     "rescuebox ftpput (pipe)" "curl -T - (pipe)" "busybox ftpput (pipe)" "rescuebox pipe (zero-copy)"
+producer=""
 
 bench "rescuebox ftpget='$bin' ftpget -u $FTP_USER 127.0.0.1:$FTP_PORT $work/got-rb down.bin" \
       "curl=curl -sS -o $work/got-curl $url/down.bin" \
@@ -131,8 +156,10 @@ ct="curl -sS --ssl-reqd --cacert $FTP_CERT"
 bench "rescuebox ftpput --tls FILE=$rbt up-rb $src" "curl --ssl-reqd -T FILE=$ct -T $src $url/up-curl" \
       "rescuebox --tls-control-only=$rbt --tls-control-only up-rb $src"
 report "TLS upload from a file" "curl --ssl-reqd -T FILE" "rescuebox ftpput --tls FILE" "curl --ssl-reqd -T FILE" "rescuebox --tls-control-only"
-bench "rescuebox --tls (pipe)=cat $src | $rbt up-rb -" "curl --ssl-reqd -T - (pipe)=cat $src | $ct -T - $url/up-curl"
-report "TLS upload from a pipe (cat's CPU included)" "curl --ssl-reqd -T - (pipe)" "rescuebox --tls (pipe)" "curl --ssl-reqd -T - (pipe)"
+producer="cat $src"
+bench "rescuebox --tls (pipe)=$rbt up-rb -" "curl --ssl-reqd -T - (pipe)=$ct -T - $url/up-curl"
+report "TLS upload from a pipe (cat FILE |)" "curl --ssl-reqd -T - (pipe)" "rescuebox --tls (pipe)" "curl --ssl-reqd -T - (pipe)"
+producer=""
 bench "rescuebox ftpget --tls -='$bin' ftpget --tls --cacert $FTP_CERT -u $FTP_USER 127.0.0.1:$FTP_PORT - down.bin >/dev/null" \
       "curl --ssl-reqd >/dev/null=$ct $url/down.bin >/dev/null"
 report "TLS download to stdout (/dev/null)" "curl --ssl-reqd >/dev/null" "rescuebox ftpget --tls -" "curl --ssl-reqd >/dev/null"
