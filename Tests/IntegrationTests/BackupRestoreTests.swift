@@ -184,6 +184,26 @@ final class BackupRestoreTests: XCTestCase {
         XCTAssertLessThan(blocks * 512, 5 << 20)
     }
 
+    /// A disk unreadable at its first sector fails while the first session
+    /// is still logging in (OverlappedOpen): one line naming the read, no
+    /// retry, and no .part left on the server.
+    func testReadErrorDuringTheLoginLeavesNothingOnTheServer() throws {
+        let bin = try rescueboxBinary()
+        let ftp = try VsftpdServer.start()
+        defer { ftp.stop() }
+        let dir = TempDir()
+        let image = dir.file("disk.img")
+        try shOK("head -c 4M /dev/urandom > '\(image)'")
+        let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), bad: "0-4096")
+        defer { faulty.stop() }
+        let r = try runProgram(bin, ["backup", faulty.disk, "\(ftp.urlBase)/bad.lzo"], environment: environment(ftp))
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(nonEmptyLines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("read at offset 0"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("reconnecting"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: ftp.home), [], "nothing may be left on the server")
+    }
+
     /// A failing disk: with --noerror the unreadable sectors become zeros in
     /// the image, stderr and the manifest count them, and the exit status is 1.
     func testNoErrorZeroesUnreadableSectorsAndSaysSo() throws {
