@@ -72,6 +72,9 @@ bench() { # NAME=CMD...
         for pair in "$@"; do
             name="${pair%%=*}" cmd="${pair#*=}"
             rm -f "$FTP_HOME"/up-* 2>/dev/null || true
+            # The last command's writeback (downloads to the disk) must not
+            # slow down the next one: every run starts with nothing dirty.
+            sync
             out="$(measure "$cmd" ${producer:+"$producer"})"
             read -r w c o rc <<<"$out"
             if [ "$rc" != 0 ]; then echo "  $name: FAILED (exit $rc)"; continue; fi
