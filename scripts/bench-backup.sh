@@ -55,7 +55,9 @@ bye
 FTP
 CLASSIC
 chmod +x "$WORK/classic.sh"
-clean="rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part"
+# Every run starts with nothing dirty: the last run's writeback must not
+# slow down the next command.
+clean="rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part; sync"
 
 hyperfine --style basic --runs "$RUNS" --prepare "$clean" --export-json "$WORK/backup.json" \
     -n "rescuebox backup" "'$BIN' backup '$DEV' '$URL/rb.lzo' 2>/dev/null" \
@@ -70,7 +72,7 @@ hyperfine --style basic --runs "$RUNS" --prepare "$clean" --export-json "$WORK/b
 for f in rb classic; do lzop -dc "$FTP_HOME/$f.lzo" | cmp - "$IMAGE" || echo "bench-backup.sh: $f.lzo differs from the image!"; done
 COMPRESSED=$(stat -c %s "$FTP_HOME/rb.lzo")
 
-hyperfine --style basic --runs "$RUNS" --export-json "$WORK/restore.json" \
+hyperfine --style basic --runs "$RUNS" --prepare sync --export-json "$WORK/restore.json" \
     -n "rescuebox restore" "'$BIN' restore '$URL/rb.lzo' '$TARGET' 2>/dev/null" \
     -n "curl | lzop -dc | dd oflag=direct" "curl -s 'ftp://$FTP_USER:$FTP_PASS@$FTP_HOST:$FTP_PORT/rb.lzo' | lzop -dc | dd of='$TARGET' oflag=direct bs=1M status=none" \
     >/dev/null
@@ -86,7 +88,7 @@ SHM_DIR="$FTP_DIR"
 trap 'cleanup; for d in "$DISK_DIR" "$SHM_DIR"; do scripts/vsftpd-stop.sh "$d" >/dev/null 2>&1 || true; done' EXIT
 SURL="ftp://$FTP_USER@$FTP_HOST:$FTP_PORT"
 export FTP_PASSWORD="$FTP_PASS"
-hyperfine --style basic --runs "$RUNS" --prepare "rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part" --export-json "$WORK/bare.json" \
+hyperfine --style basic --runs "$RUNS" --prepare "rm -f '$FTP_HOME'/*.lzo '$FTP_HOME'/*.part; sync" --export-json "$WORK/bare.json" \
     -n "ddz -1 --no-direct > /dev/null" "'$BIN' ddz -1 --no-direct '$DEV' > /dev/null 2>&1" \
     -n "backup --no-direct (tmpfs vsftpd)" "'$BIN' backup --no-direct '$DEV' '$SURL/rb.lzo' 2>/dev/null" \
     -n "backup --no-direct --tls (tmpfs vsftpd)" "'$BIN' backup --no-direct --tls --cacert '$FTP_CERT' '$DEV' '$SURL/rb.lzo' 2>/dev/null" \
