@@ -14,6 +14,23 @@ final class FaultServerTests: XCTestCase {
         return client
     }
 
+    /// What an earlier run leaves behind: the first `count` bytes of `data`
+    /// in NAME.part, its transfer ended cleanly (226, kept to resume). Then
+    /// this run's resuming upload of NAME, and the offset it resumes at.
+    func resumeAfterAnEarlierRun(_ client: FTPClient, _ name: String, _ data: Data,
+                                 kept count: Int) throws -> (SafeUpload, UInt64) {
+        var keep = SafeUploadOptions()
+        keep.keepPartial = true
+        let earlier = SafeUpload(client: client, remotePath: name, options: keep)
+        try earlier.start()
+        try data.prefix(count).withUnsafeBytes { try earlier.write($0) }
+        try earlier.pause()
+        var resume = SafeUploadOptions()
+        resume.resume = true
+        let later = SafeUpload(client: client, remotePath: name, options: resume)
+        return (later, try later.resumeOffset(sourceSize: UInt64(data.count)))
+    }
+
     @discardableResult
     func upload(_ client: FTPClient, _ path: String, bytes: Int, options: SafeUploadOptions = SafeUploadOptions()) throws -> UploadOutcome {
         let up = SafeUpload(client: client, remotePath: path, options: options)
@@ -131,18 +148,7 @@ final class FaultServerTests: XCTestCase {
         let server = try FaultFTPServer(scenario: "normal")
         let client = try session(server)
         let full = pseudoRandomBytes(300_000)
-        // First attempt: 100 000 bytes kept at the .part name.
-        var keep = SafeUploadOptions()
-        keep.inPlace = false
-        let first = SafeUpload(client: client, remotePath: "r.bin", options: keep)
-        try first.start()
-        try full.prefix(100_000).withUnsafeBytes { try first.write($0) }
-        try first.commit()
-        try client.rename(from: "r.bin", to: "r.bin.part")
-        var opts = SafeUploadOptions()
-        opts.resume = true
-        let second = SafeUpload(client: client, remotePath: "r.bin", options: opts)
-        let offset = try second.resumeOffset(sourceSize: UInt64(full.count))
+        let (second, offset) = try resumeAfterAnEarlierRun(client, "r.bin", full, kept: 100_000)
         XCTAssertEqual(offset, 100_000)
         try second.start(at: offset)
         try full.dropFirst(Int(offset)).withUnsafeBytes { try second.write($0) }
@@ -164,19 +170,10 @@ final class FaultServerTests: XCTestCase {
         let server = try FaultFTPServer(scenario: "fail451")
         let client = try session(server)
         let full = pseudoRandomBytes(2 << 20)
-        // The earlier run: 100 000 bytes in r.bin.part, its transfer ended cleanly.
-        var keep = SafeUploadOptions()
-        keep.keepPartial = true
-        let earlier = SafeUpload(client: client, remotePath: "r.bin", options: keep)
-        try earlier.start()
-        try full.prefix(100_000).withUnsafeBytes { try earlier.write($0) }
-        try earlier.pause()
+        // This run continues the earlier run's r.bin.part; the server fails
+        // after 256 KiB more (seen at the latest by commit).
+        let (later, offset) = try resumeAfterAnEarlierRun(client, "r.bin", full, kept: 100_000)
         XCTAssertEqual(try client.remoteSize("r.bin.part"), .bytes(100_000))
-        // This run continues it; the server fails after 256 KiB more (seen at the latest by commit).
-        var resume = SafeUploadOptions()
-        resume.resume = true
-        let later = SafeUpload(client: client, remotePath: "r.bin", options: resume)
-        let offset = try later.resumeOffset(sourceSize: UInt64(full.count))
         XCTAssertEqual(offset, 100_000)
         try later.start(at: offset)
         XCTAssertEqual(later.earlierRunBytes, 100_000)

@@ -25,6 +25,15 @@ final class BackupRestoreTests: XCTestCase {
         return env
     }
 
+    /// A backup that failed as it should: exit 1, one line (containing
+    /// `saying`), no reconnect.
+    func assertFailsInOneLine(_ r: RunResult, saying text: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
+        XCTAssertEqual(nonEmptyLines(r.stderr).count, 1, r.stderr, file: file, line: line)
+        if let text { XCTAssertTrue(r.stderr.contains(text), r.stderr, file: file, line: line) }
+        XCTAssertFalse(r.stderr.contains("reconnecting"), r.stderr, file: file, line: line)
+    }
+
     /// The first session logs in while the compressor already runs
     /// (OverlappedOpen): a refused login, an unreachable server and a
     /// refused replacement are still one line, no retry, nothing stored.
@@ -38,25 +47,19 @@ final class BackupRestoreTests: XCTestCase {
         var env = environment(ftp)
         env["FTP_PASSWORD"] = "not-the-password"
         let refused = try runProgram(bin, ["backup", dir.file("src"), "\(ftp.urlBase)/a.lzo"], environment: env)
-        XCTAssertEqual(refused.status, 1, refused.stderr)
-        XCTAssertEqual(nonEmptyLines(refused.stderr).count, 1, refused.stderr)
-        XCTAssertTrue(refused.stderr.contains("530"), refused.stderr)
-        XCTAssertFalse(refused.stderr.contains("reconnecting"), refused.stderr)
+        assertFailsInOneLine(refused, saying: "530")
         XCTAssertFalse(refused.stderr.contains("not-the-password"), refused.stderr)
 
         let closed = try shOK("python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])'")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let unreachable = try runProgram(bin, ["backup", dir.file("src"), "ftp://\(ftp.user)@127.0.0.1:\(closed)/a.lzo"],
                                          environment: environment(ftp))
-        XCTAssertEqual(unreachable.status, 1, unreachable.stderr)
-        XCTAssertEqual(nonEmptyLines(unreachable.stderr).count, 1, unreachable.stderr)
-        XCTAssertTrue(unreachable.stderr.contains("connect to 127.0.0.1:\(closed)"), unreachable.stderr)
+        assertFailsInOneLine(unreachable, saying: "connect to 127.0.0.1:\(closed)")
 
         try ftp.storeAsServerUser("kept.lzo", Data("an earlier backup".utf8))
         let clobber = try runProgram(bin, ["backup", "--no-clobber", dir.file("src"), "\(ftp.urlBase)/kept.lzo"],
                                      environment: environment(ftp))
-        XCTAssertEqual(clobber.status, 1, clobber.stderr)
-        XCTAssertEqual(nonEmptyLines(clobber.stderr).count, 1, clobber.stderr)
+        assertFailsInOneLine(clobber)
         XCTAssertEqual(try String(contentsOfFile: ftp.home + "/kept.lzo", encoding: .utf8), "an earlier backup")
         let left = try FileManager.default.contentsOfDirectory(atPath: ftp.home).sorted()
         XCTAssertEqual(left, ["kept.lzo"], "nothing else may be stored")
@@ -197,10 +200,7 @@ final class BackupRestoreTests: XCTestCase {
         let faulty = try FaultyDisk(image: image, mountPoint: dir.file("fuse"), bad: "0-4096")
         defer { faulty.stop() }
         let r = try runProgram(bin, ["backup", faulty.disk, "\(ftp.urlBase)/bad.lzo"], environment: environment(ftp))
-        XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertEqual(nonEmptyLines(r.stderr).count, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("read at offset 0"), r.stderr)
-        XCTAssertFalse(r.stderr.contains("reconnecting"), r.stderr)
+        assertFailsInOneLine(r, saying: "read at offset 0")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: ftp.home), [], "nothing may be left on the server")
     }
 
